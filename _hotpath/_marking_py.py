@@ -1,0 +1,334 @@
+"""Marking kernel, pure-Python twin: counted tokens, busy counts, joins, cancellation, regions.
+
+Theory of operation. A net's static structure arrives once, as flat arrays in a
+:class:`KernelNet` (CSR presets and cancellation sets, join codes, region bitsets); a
+:class:`Marking` holds the dynamic part of a case: tokens per place and busy items per task,
+plus one bitset of marked places and one of busy tasks, kept up to date on every change so that
+"does anything live in this OR-join's region?" is a few word ANDs. The compiled twin
+(``_marking_cy.pyx``) has the same API and the same results; ``yawlflow._hotpath`` picks one.
+
+The kernel never decides *what* to fire; the runner does. It only answers how many times a
+task's join could fire (``capacity``) and applies consumption, production and cancellation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ("JOIN_AND", "JOIN_OR", "JOIN_PARTIAL", "JOIN_THREADS", "JOIN_XOR", "KernelNet", "Marking")
+
+JOIN_AND = 0
+JOIN_XOR = 1
+JOIN_OR = 2
+JOIN_THREADS = 3
+JOIN_PARTIAL = 4
+
+IntArray = npt.NDArray[np.int32]
+WordArray = npt.NDArray[np.uint64]
+
+
+class KernelNet:
+    """The static arrays the marking kernels read.
+
+    Args:
+        n_places: number of places.
+        n_tasks: number of tasks.
+        preset_ptr: CSR row pointers (``n_tasks + 1``) into ``preset_idx``.
+        preset_idx: input places of each task, in the order written.
+        join_code: one of the ``JOIN_*`` codes per task.
+        join_n: N for threads and partial joins, else 0.
+        cancel_ptr: CSR row pointers (``n_tasks + 1``) into ``cancel_idx``.
+        cancel_idx: places emptied when each task completes.
+        region_places: ``[n_regions, words(n_places)]`` bitsets of places.
+        region_tasks: ``[n_regions, words(n_tasks)]`` bitsets of tasks.
+    """
+
+    __slots__ = (
+        "cancel_idx",
+        "cancel_ptr",
+        "join_code",
+        "join_n",
+        "n_places",
+        "n_tasks",
+        "preset_idx",
+        "preset_ptr",
+        "region_places",
+        "region_tasks",
+    )
+
+    def __init__(
+        self,
+        *,
+        n_places: int,
+        n_tasks: int,
+        preset_ptr: IntArray,
+        preset_idx: IntArray,
+        join_code: IntArray,
+        join_n: IntArray,
+        cancel_ptr: IntArray,
+        cancel_idx: IntArray,
+        region_places: WordArray,
+        region_tasks: WordArray,
+    ) -> None:
+        self.n_places = n_places
+        self.n_tasks = n_tasks
+        self.preset_ptr = preset_ptr
+        self.preset_idx = preset_idx
+        self.join_code = join_code
+        self.join_n = join_n
+        self.cancel_ptr = cancel_ptr
+        self.cancel_idx = cancel_idx
+        self.region_places = region_places
+        self.region_tasks = region_tasks
+
+
+def _rows_as_ints(rows: WordArray) -> list[int]:
+    out = []
+    for row in rows:
+        value = 0
+        for w, word in enumerate(row.tolist()):
+            value |= int(word) << (64 * w)
+        out.append(value)
+    return out
+
+
+class Marking:
+    """Tokens per place and busy items per task of one case, over a :class:`KernelNet`.
+
+    Args:
+        net: the static arrays.
+        tokens: initial tokens per place (default: none).
+        busy: initial busy items per task (default: none).
+    """
+
+    __slots__ = ("_busy", "_busy_bits", "_marked_bits", "_net", "_pre", "_rp", "_rt", "_tokens")
+
+    def __init__(
+        self, net: KernelNet, tokens: Sequence[int] | None = None, busy: Sequence[int] | None = None
+    ) -> None:
+        self._net = net
+        ptr = net.preset_ptr.tolist()
+        idx = net.preset_idx.tolist()
+        self._pre: list[tuple[int, ...]] = [tuple(idx[ptr[t] : ptr[t + 1]]) for t in range(net.n_tasks)]
+        self._rp = _rows_as_ints(net.region_places)
+        self._rt = _rows_as_ints(net.region_tasks)
+        self._tokens = [0] * net.n_places if tokens is None else [int(x) for x in tokens]
+        self._busy = [0] * net.n_tasks if busy is None else [int(x) for x in busy]
+        if len(self._tokens) != net.n_places or len(self._busy) != net.n_tasks:
+            raise ValueError("tokens/busy length does not match the net")
+        if min(self._tokens, default=0) < 0 or min(self._busy, default=0) < 0:
+            raise ValueError("negative token or busy count")
+        self._marked_bits = sum(1 << p for p, n in enumerate(self._tokens) if n)
+        self._busy_bits = sum(1 << t for t, n in enumerate(self._busy) if n)
+
+    # -- tokens -----------------------------------------------------------------------------
+    def get(self, place: int) -> int:
+        """Tokens in ``place``."""
+        return self._tokens[place]
+
+    def add(self, place: int, n: int = 1) -> None:
+        """Put ``n`` tokens in ``place``."""
+        if n <= 0:
+            if n < 0:
+                raise ValueError("cannot add a negative number of tokens")
+            return
+        self._tokens[place] += n
+        self._marked_bits |= 1 << place
+
+    def take(self, place: int, n: int = 1) -> None:
+        """Remove ``n`` tokens from ``place``.
+
+        Raises:
+            ValueError: the place holds fewer than ``n`` tokens.
+        """
+        have = self._tokens[place]
+        if n < 0 or have < n:
+            raise ValueError(f"place {place} holds {have} tokens, cannot take {n}")
+        have -= n
+        self._tokens[place] = have
+        if not have:
+            self._marked_bits &= ~(1 << place)
+
+    def clear(self, place: int) -> int:
+        """Empty ``place``; return how many tokens it held."""
+        have = self._tokens[place]
+        if have:
+            self._tokens[place] = 0
+            self._marked_bits &= ~(1 << place)
+        return have
+
+    def tokens(self) -> list[int]:
+        """Tokens per place, as a new list."""
+        return list(self._tokens)
+
+    def marked(self) -> list[int]:
+        """The marked places, ascending."""
+        return [p for p, n in enumerate(self._tokens) if n]
+
+    def total(self) -> int:
+        """Tokens in all places."""
+        return sum(self._tokens)
+
+    # -- busy items --------------------------------------------------------------------------
+    def busy(self, task: int) -> int:
+        """Busy (started, unfinished) items of ``task``."""
+        return self._busy[task]
+
+    def busy_add(self, task: int, n: int) -> None:
+        """Change the busy count of ``task`` by ``n`` (may be negative).
+
+        Raises:
+            ValueError: the count would become negative.
+        """
+        value = self._busy[task] + n
+        if value < 0:
+            raise ValueError(f"task {task} would have {value} busy items")
+        self._busy[task] = value
+        if value:
+            self._busy_bits |= 1 << task
+        else:
+            self._busy_bits &= ~(1 << task)
+
+    def busy_counts(self) -> list[int]:
+        """Busy items per task, as a new list."""
+        return list(self._busy)
+
+    # -- joins --------------------------------------------------------------------------------
+    def capacity(self, task: int) -> int:
+        """How many times ``task``'s join could fire now, by its tokens alone.
+
+        AND: the minimum over the inputs; XOR: the sum; threads N: the sum // N; OR and partial:
+        1 if any input is marked (the runner adds the non-local OR-join rule and the partial
+        join's count).
+        """
+        pre = self._pre[task]
+        toks = self._tokens
+        code = self._net.join_code[task]
+        if code == JOIN_AND:
+            return min([toks[p] for p in pre]) if pre else 0
+        if code == JOIN_XOR:
+            return sum([toks[p] for p in pre])
+        if code == JOIN_THREADS:
+            return sum([toks[p] for p in pre]) // int(self._net.join_n[task])
+        for p in pre:
+            if toks[p]:
+                return 1
+        return 0
+
+    def marked_inputs(self, task: int) -> int:
+        """How many of ``task``'s input places hold a token."""
+        toks = self._tokens
+        return sum([1 for p in self._pre[task] if toks[p]])
+
+    def consume(self, task: int) -> list[int]:
+        """Consume the tokens of one firing of ``task``; return the places that changed.
+
+        AND: one token per input. XOR: one from the first marked input (in the order written).
+        Threads N: N tokens, from the inputs in order. OR and partial: one from every marked input.
+
+        Raises:
+            ValueError: the join cannot fire.
+        """
+        pre = self._pre[task]
+        toks = self._tokens
+        code = self._net.join_code[task]
+        changed: list[int] = []
+        if code == JOIN_AND:
+            if not pre or min([toks[p] for p in pre]) < 1:
+                raise ValueError(f"task {task}: AND-join not enabled")
+            for p in pre:
+                self.take(p, 1)
+            return list(pre)
+        if code == JOIN_XOR:
+            for p in pre:
+                if toks[p]:
+                    self.take(p, 1)
+                    return [p]
+            raise ValueError(f"task {task}: XOR-join not enabled")
+        if code == JOIN_THREADS:
+            need = int(self._net.join_n[task])
+            if sum([toks[p] for p in pre]) < need:
+                raise ValueError(f"task {task}: thread merge not enabled")
+            for p in pre:
+                if not need:
+                    break
+                k = min(need, toks[p])
+                if k:
+                    self.take(p, k)
+                    need -= k
+                    changed.append(p)
+            return changed
+        for p in pre:
+            if toks[p]:
+                self.take(p, 1)
+                changed.append(p)
+        if not changed:
+            raise ValueError(f"task {task}: join not enabled")
+        return changed
+
+    def clear_inputs(self, task: int) -> list[int]:
+        """Empty every input place of ``task``; return those that held tokens."""
+        return [p for p in self._pre[task] if self.clear(p)]
+
+    def cancel(self, task: int) -> list[int]:
+        """Empty the places of ``task``'s cancellation set; return those that held tokens."""
+        ptr = self._net.cancel_ptr
+        idx = self._net.cancel_idx
+        return [int(p) for p in idx[ptr[task] : ptr[task + 1]].tolist() if self.clear(int(p))]
+
+    # -- OR-join regions ----------------------------------------------------------------------
+    def region_live(self, region: int) -> bool:
+        """Whether a marked place or a busy task lies in ``region``."""
+        return bool(self._marked_bits & self._rp[region]) or bool(self._busy_bits & self._rt[region])
+
+    def region_key(self, region: int) -> tuple[int, ...]:
+        """The marking and busy counts restricted to ``region`` (a memo key)."""
+        rp = self._rp[region] & self._marked_bits
+        rt = self._rt[region] & self._busy_bits
+        key: list[int] = []
+        p = 0
+        while rp:
+            if rp & 1:
+                key.append(p)
+                key.append(self._tokens[p])
+            rp >>= 1
+            p += 1
+        key.append(-1)
+        t = 0
+        while rt:
+            if rt & 1:
+                key.append(t)
+                key.append(self._busy[t])
+            rt >>= 1
+            t += 1
+        return tuple(key)
+
+    # -- copying ------------------------------------------------------------------------------
+    def copy(self) -> Marking:
+        """An independent copy."""
+        other = Marking.__new__(Marking)
+        other._net = self._net
+        other._pre = self._pre
+        other._rp = self._rp
+        other._rt = self._rt
+        other._tokens = list(self._tokens)
+        other._busy = list(self._busy)
+        other._marked_bits = self._marked_bits
+        other._busy_bits = self._busy_bits
+        return other
+
+    def __eq__(self, other: Any) -> bool:
+        if not isinstance(other, Marking):
+            return NotImplemented
+        return self._tokens == other._tokens and self._busy == other._busy
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        marked = {p: n for p, n in enumerate(self._tokens) if n}
+        busy = {t: n for t, n in enumerate(self._busy) if n}
+        return f"Marking(tokens={marked}, busy={busy})"

@@ -1,0 +1,297 @@
+"""CompiledNet: a net as dense integer ids and flat arrays, built once per spec.
+
+Theory of operation. Places are the input condition (id 0), the output condition (id 1), the
+explicit conditions in the order written, then one implicit condition per task→task flow, named
+``c{src_dst}`` as in YAWL. Tasks keep the order written. Every later structure is an index over
+those ids: presets and cancellation sets as CSR arrays (numpy ``int32``) for the kernels, and the
+same as Python tuples for the runner's own loops; each OR-join input's *backward region* (the
+places and tasks from which it can be reached without passing through the join) as packed
+``uint64`` bitsets. Nothing here changes after compilation, so one CompiledNet serves every case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from ._errors import Problem, SpecError
+from ._hotpath import JOIN_AND, JOIN_OR, JOIN_PARTIAL, JOIN_THREADS, JOIN_XOR, KernelNet
+from ._spec._model import FlowSpec, NetSpec, Spec, TaskSpec
+
+__all__ = ("CompiledFlow", "CompiledNet", "CompiledSpec", "compile_spec")
+
+KIND_ROUTING: Final = 0
+KIND_AUTO: Final = 1
+KIND_EXTERNAL: Final = 2
+KIND_COMPOSITE: Final = 3
+KIND_TIMER: Final = 4
+
+SPLIT_AND: Final = 0
+SPLIT_XOR: Final = 1
+SPLIT_OR: Final = 2
+SPLIT_THREADS: Final = 3
+
+_JOIN_CODES: Final = {"and": JOIN_AND, "xor": JOIN_XOR, "or": JOIN_OR, "threads": JOIN_THREADS, "partial": JOIN_PARTIAL}
+_SPLIT_CODES: Final = {"and": SPLIT_AND, "xor": SPLIT_XOR, "or": SPLIT_OR, "threads": SPLIT_THREADS}
+
+
+class CompiledFlow:
+    """One outgoing flow of a task, in evaluation order: target place, predicate, default."""
+
+    __slots__ = ("default", "place", "to", "when")
+
+    def __init__(self, *, place: int, to: str, when: str | None, default: bool) -> None:
+        self.place = place
+        self.to = to
+        self.when = when
+        self.default = default
+
+    def __repr__(self) -> str:
+        return f"CompiledFlow(place={self.place}, to={self.to!r}, when={self.when!r}, default={self.default})"
+
+
+def _words(n: int) -> int:
+    return max(1, (n + 63) // 64)
+
+
+def _bits(members: Iterable[int], n: int) -> npt.NDArray[np.uint64]:
+    row = np.zeros(_words(n), dtype=np.uint64)
+    for m in members:
+        row[m >> 6] |= np.uint64(1) << np.uint64(m & 63)
+    return row
+
+
+def _csr(rows: list[tuple[int, ...]]) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    ptr = np.zeros(len(rows) + 1, dtype=np.int32)
+    for i, row in enumerate(rows):
+        ptr[i + 1] = ptr[i] + len(row)
+    idx = np.fromiter((x for row in rows for x in row), dtype=np.int32, count=int(ptr[-1]))
+    return ptr, idx
+
+
+def _task_kind(task: TaskSpec) -> int:
+    if task.net is not None:
+        return KIND_COMPOSITE
+    if task.run is not None:
+        return KIND_AUTO
+    if task.external:
+        return KIND_EXTERNAL
+    if task.timer is not None:
+        return KIND_TIMER
+    return KIND_ROUTING
+
+
+def _eval_order(flows: tuple[FlowSpec, ...]) -> list[FlowSpec]:
+    # Splits: flows with an order first, ascending; then the rest as written (ARCHITECTURE §3).
+    ordered = sorted((f for f in flows if f.order is not None), key=lambda f: f.order or 0)
+    return ordered + [f for f in flows if f.order is None]
+
+
+class CompiledNet:
+    """One net of a spec, compiled to dense ids.
+
+    Attributes:
+        name: the net's name.
+        spec: the NetSpec it came from.
+        place_names: place names by id (0 = input condition, 1 = output condition).
+        task_names: task names by id, in the order written.
+        tasks: the TaskSpec of each task id.
+        kind: per task, one of the ``KIND_*`` codes.
+        preset: per task, its input places in the order they were declared.
+        flows: per task, its outgoing flows in evaluation order.
+        split: per task, the ``SPLIT_*`` code; ``split_n`` its N for thread splits.
+        join: per task, the ``JOIN_*`` code; ``join_n`` its N for threads and partial joins.
+        consumers: per place, the tasks it feeds (ascending ids).
+        producers: per place, the tasks that put tokens in it (ascending ids).
+        cancel_places / cancel_tasks: per task, its cancellation set; ``cancel_case`` per task,
+            whether it cancels its whole net.
+        orjoin_regions: per OR-join task, ``(input place, region id)`` pairs into the kernel
+            net's region rows.
+        region_tasks_of: per region id, the tasks in it (for the exact OR-join analysis).
+        kernel: the flat arrays the hot-path kernels read.
+    """
+
+    def __init__(self, spec: NetSpec, source: str) -> None:
+        self.name = spec.name
+        self.spec = spec
+        places: dict[str, int] = {spec.input: 0, spec.output: 1}
+        for cond in spec.conditions:
+            if cond.name not in places:
+                places[cond.name] = len(places)
+        task_ids = {t.name: i for i, t in enumerate(spec.tasks)}
+        self.task_ids = task_ids
+        self.tasks: tuple[TaskSpec, ...] = spec.tasks
+        self.task_names: tuple[str, ...] = tuple(t.name for t in spec.tasks)
+        n_tasks = len(spec.tasks)
+        presets: list[list[int]] = [[] for _ in range(n_tasks)]
+        flows: list[list[CompiledFlow]] = [[] for _ in range(n_tasks)]
+        problems: list[Problem] = []
+
+        def place_for_task_flow(src: str, flow: FlowSpec, where: str) -> int | None:
+            if flow.to in task_ids:
+                key = f"c{{{src}_{flow.to}}}"
+                if key not in places:
+                    places[key] = len(places)
+                    presets[task_ids[flow.to]].append(places[key])
+                return places[key]
+            if flow.to in places:
+                return places[flow.to]
+            problems.append(Problem(source=source, path=where, message=f"no task or condition {flow.to!r}"))
+            return None
+
+        for cond in spec.conditions:
+            pid = places[cond.name]
+            for i, flow in enumerate(cond.flows):
+                where = f"$.nets.{spec.name}.conditions.{cond.name}.flows[{i}]"
+                if flow.to not in task_ids:
+                    problems.append(
+                        Problem(
+                            source=source,
+                            path=where,
+                            message=f"a condition flows only into tasks, and {flow.to!r} is not a task",
+                            hint="put a task between the two conditions",
+                        )
+                    )
+                    continue
+                if pid not in presets[task_ids[flow.to]]:
+                    presets[task_ids[flow.to]].append(pid)
+        for t, task in enumerate(spec.tasks):
+            for i, flow in enumerate(_eval_order(task.flows)):
+                where = f"$.nets.{spec.name}.tasks.{task.name}.flows[{i}]"
+                pid = place_for_task_flow(task.name, flow, where)
+                if pid is not None:
+                    flows[t].append(CompiledFlow(place=pid, to=flow.to, when=flow.when, default=flow.default))
+        if problems:
+            raise SpecError(problems)
+
+        self.place_ids = places
+        self.place_names: tuple[str, ...] = tuple(places)
+        n_places = len(places)
+        self.n_places = n_places
+        self.n_tasks = n_tasks
+        self.preset: tuple[tuple[int, ...], ...] = tuple(tuple(p) for p in presets)
+        self.flows: tuple[tuple[CompiledFlow, ...], ...] = tuple(tuple(f) for f in flows)
+        self.kind: tuple[int, ...] = tuple(_task_kind(t) for t in spec.tasks)
+        self.join: tuple[int, ...] = tuple(_JOIN_CODES[t.join.kind] for t in spec.tasks)
+        self.join_n: tuple[int, ...] = tuple(t.join.n or 0 for t in spec.tasks)
+        self.split: tuple[int, ...] = tuple(_SPLIT_CODES[t.split.kind] for t in spec.tasks)
+        self.split_n: tuple[int, ...] = tuple(t.split.n or 1 for t in spec.tasks)
+        consumers: list[list[int]] = [[] for _ in range(n_places)]
+        producers: list[list[int]] = [[] for _ in range(n_places)]
+        for t in range(n_tasks):
+            for p in self.preset[t]:
+                consumers[p].append(t)
+            for f in self.flows[t]:
+                if t not in producers[f.place]:
+                    producers[f.place].append(t)
+        self.consumers: tuple[tuple[int, ...], ...] = tuple(tuple(sorted(c)) for c in consumers)
+        self.producers: tuple[tuple[int, ...], ...] = tuple(tuple(sorted(p)) for p in producers)
+
+        cancel_places: list[tuple[int, ...]] = []
+        cancel_tasks: list[tuple[int, ...]] = []
+        cancel_case: list[bool] = []
+        for task in spec.tasks:
+            cp: list[int] = []
+            ct: list[int] = []
+            whole = False
+            for name in task.cancels:
+                if name == spec.name:
+                    whole = True
+                elif name in task_ids:
+                    ct.append(task_ids[name])
+                elif name in places:
+                    cp.append(places[name])
+            cancel_places.append(tuple(sorted(set(cp))))
+            cancel_tasks.append(tuple(sorted(set(ct))))
+            cancel_case.append(whole)
+        self.cancel_places: tuple[tuple[int, ...], ...] = tuple(cancel_places)
+        self.cancel_tasks: tuple[tuple[int, ...], ...] = tuple(cancel_tasks)
+        self.cancel_case: tuple[bool, ...] = tuple(cancel_case)
+        self.milestone: tuple[tuple[int, ...], ...] = tuple(
+            tuple(places[m] for m in t.milestone if m in places) for t in spec.tasks
+        )
+
+        # OR-join regions: for each input p of an OR-join t, the places and tasks from which p can
+        # be reached without passing through t (Wynn et al.'s restriction of the reset net).
+        regions_p: list[npt.NDArray[np.uint64]] = []
+        regions_t: list[npt.NDArray[np.uint64]] = []
+        region_tasks_of: list[tuple[int, ...]] = []
+        orjoin_regions: dict[int, tuple[tuple[int, int], ...]] = {}
+        for t in range(n_tasks):
+            if self.join[t] != JOIN_OR:
+                continue
+            pairs: list[tuple[int, int]] = []
+            for p in self.preset[t]:
+                rp, rt = self._backward_region(p, t)
+                pairs.append((p, len(regions_p)))
+                regions_p.append(_bits(rp, n_places))
+                regions_t.append(_bits(rt, n_tasks))
+                region_tasks_of.append(tuple(sorted(rt)))
+            orjoin_regions[t] = tuple(pairs)
+        self.orjoin_regions = orjoin_regions
+        self.region_tasks_of: tuple[tuple[int, ...], ...] = tuple(region_tasks_of)
+        pre_ptr, pre_idx = _csr(list(self.preset))
+        can_ptr, can_idx = _csr(
+            [tuple(sorted(set(cancel_places[t]) | {p for u in cancel_tasks[t] for p in self.preset[u]}))
+             for t in range(n_tasks)]
+        )
+        self.kernel = KernelNet(
+            n_places=n_places,
+            n_tasks=n_tasks,
+            preset_ptr=pre_ptr,
+            preset_idx=pre_idx,
+            join_code=np.array(self.join, dtype=np.int32),
+            join_n=np.array(self.join_n, dtype=np.int32),
+            cancel_ptr=can_ptr,
+            cancel_idx=can_idx,
+            region_places=(np.vstack(regions_p) if regions_p else np.zeros((0, _words(n_places)), np.uint64)),
+            region_tasks=(np.vstack(regions_t) if regions_t else np.zeros((0, _words(n_tasks)), np.uint64)),
+        )
+
+    def _backward_region(self, place: int, join_task: int) -> tuple[set[int], set[int]]:
+        places = {place}
+        tasks: set[int] = set()
+        stack = [place]
+        while stack:
+            p = stack.pop()
+            for u in self.producers[p]:
+                if u == join_task or u in tasks:
+                    continue
+                tasks.add(u)
+                for q in self.preset[u]:
+                    if q not in places:
+                        places.add(q)
+                        stack.append(q)
+        return places, tasks
+
+    def __repr__(self) -> str:
+        return f"<CompiledNet {self.name!r}: {self.n_places} places, {self.n_tasks} tasks>"
+
+
+class CompiledSpec:
+    """Every net of a spec, compiled; ``root`` is the net a case starts in."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.id = spec.id
+        self.nets: dict[str, CompiledNet] = {n.name: CompiledNet(n, spec.source) for n in spec.nets}
+        self.root = spec.root
+
+    def net(self, name: str) -> CompiledNet:
+        """The compiled net called ``name``."""
+        return self.nets[name]
+
+    def __repr__(self) -> str:
+        return f"<CompiledSpec {self.id!r}: nets {list(self.nets)}>"
+
+
+def compile_spec(spec: Spec) -> CompiledSpec:
+    """Compile every net of ``spec``.
+
+    Raises:
+        SpecError: a flow names a missing element, or a condition flows into a condition.
+    """
+    return CompiledSpec(spec)

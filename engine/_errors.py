@@ -1,0 +1,90 @@
+"""The whole exception tree of yawlflow.
+
+Errors are split by blame, as in h11: :class:`SpecError` is the author's spec, :class:`InvalidEventError`
+is the caller of the API, :class:`ConfigError` the engine's configuration, :class:`StoreError` the
+store, :class:`ConnectorError` a connector. Every message says where, what, and what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+__all__ = (
+    "ConfigError",
+    "ConnectorError",
+    "InvalidEventError",
+    "Problem",
+    "SpecError",
+    "StoreError",
+    "YawlflowError",
+    "YawlflowInternalError",
+)
+
+
+class YawlflowError(Exception):
+    """Base of every error yawlflow raises on purpose."""
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True):
+    """One located problem found in a spec.
+
+    Attributes:
+        source: the file name (or ``<string>`` for specs given as data).
+        line: 1-based line number where known, else ``None``.
+        column: 1-based column where known, else ``None``.
+        path: the element path, e.g. ``$.nets.main.tasks.ship.join``.
+        message: what is wrong.
+        hint: how to fix it (may be empty).
+    """
+
+    source: str
+    path: str
+    message: str
+    hint: str = ""
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = self.source
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        text = f"{where}: {self.path}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class SpecError(YawlflowError):
+    """A spec is malformed or invalid.
+
+    Attributes:
+        problems: every problem found, not only the first, each with its place and fix.
+    """
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class InvalidEventError(YawlflowError):
+    """An API call does not fit the case's current state (e.g. completing a withdrawn item)."""
+
+
+class ConnectorError(YawlflowError):
+    """A connector failed or is misconfigured."""
+
+
+class StoreError(YawlflowError):
+    """The case store failed, or its content is inconsistent."""
+
+
+class ConfigError(YawlflowError):
+    """The engine's configuration (or a constructor argument) is invalid."""
+
+
+class YawlflowInternalError(YawlflowError):
+    """A broken invariant inside yawlflow: this is a bug; please report it."""

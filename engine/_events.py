@@ -1,0 +1,95 @@
+"""Events: past-tense facts that the engine feeds the net runner, one at a time.
+
+Every event is a frozen, tagged ``msgspec.Struct``, so the event log round-trips exactly through
+JSON or msgpack. Time (``at_ns``), ids and the seed arrive inside events, stamped by the engine:
+the runner has no clock and no randomness of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = (
+    "CaseCancelRequested",
+    "CaseStarted",
+    "Event",
+    "ItemCancelRequested",
+    "ItemCompleted",
+    "ItemFailed",
+    "ItemStarted",
+    "SignalReceived",
+    "TimerFired",
+)
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    at_ns: int = 0
+
+
+class CaseStarted(_Event, tag="case_started"):
+    """A case was started in ``net`` with ``data``; ``seed`` is the engine's seed (or ``None``)."""
+
+    case: str
+    net: str
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    seed: int | None = None
+    flags: int = 0
+    parent: str | None = None
+
+
+class ItemStarted(_Event, tag="item_started"):
+    """Someone started the offered item ``item`` (an external work item)."""
+
+    item: int
+
+
+class ItemCompleted(_Event, tag="item_completed"):
+    """Item ``item`` completed with ``output`` (``None``: no output)."""
+
+    item: int
+    output: dict[str, Any] | None = None
+
+
+class ItemFailed(_Event, tag="item_failed"):
+    """One attempt of item ``item`` failed with ``error`` (``error_type``: the exception's class)."""
+
+    item: int
+    error: str
+    error_type: str = "Exception"
+
+
+class ItemCancelRequested(_Event, tag="item_cancel_requested"):
+    """The API asked to withdraw (offered) or halt (started) item ``item``."""
+
+    item: int
+
+
+class SignalReceived(_Event, tag="signal_received"):
+    """The signal ``signal`` arrived, carrying ``data`` to merge into the case data."""
+
+    signal: str
+    data: dict[str, Any] | None = None
+
+
+class TimerFired(_Event, tag="timer_fired"):
+    """The timer armed for item ``item`` expired."""
+
+    item: int
+
+
+class CaseCancelRequested(_Event, tag="case_cancel_requested"):
+    """The API asked to cancel the whole case."""
+
+
+Event = (
+    CaseStarted
+    | ItemStarted
+    | ItemCompleted
+    | ItemFailed
+    | ItemCancelRequested
+    | SignalReceived
+    | TimerFired
+    | CaseCancelRequested
+)

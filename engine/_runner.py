@@ -1,0 +1,625 @@
+"""NetRunner: the sans-I/O heart of yawlflow. Events in; state, effects and trace out.
+
+Theory of operation (ADR 0001 has the why).
+
+* ``handle(state, event)`` applies one event and then *settles* the case: a FIFO worklist of
+  tasks whose inputs changed is drained until nothing more can fire. Routing tasks fire and
+  complete inside the loop; auto and composite tasks start (their tokens are consumed and a
+  ``StartItem`` / ``StartSubcase`` effect is issued); offered, timed and trigger-waiting tasks keep
+  exactly ``capacity`` unclaimed items alive (created or withdrawn as the marking moves). Nothing
+  recurses and nothing awaits, so a 10,000-task routing sequence is one loop of 10,000 turns.
+* Capacity is the kernel's join count (AND: min, XOR: sum — one firing per token, threads: sum//N),
+  times the milestone factor; an OR-join asks the :class:`OrJoinOracle`.
+* Completion: output mapping into the case data, then the cancellation set (before the task's own
+  output tokens), then the split over the updated data, then the new tokens.
+* Termination: explicit — the output condition marked ends the case and withdraws the rest; no
+  live item and no such token is a deadlock, reported with the stuck tokens. Implicit — no live
+  item ends the case, listing the tokens left.
+* Determinism: the only inputs are ``state`` and ``event``; iteration is in id order; item ids
+  and the trace's ``seq`` are counters in the state. Same events, same states, effects and trace.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import msgspec
+
+from ._cel import CelError, evaluate
+from ._compiled import (
+    KIND_AUTO,
+    KIND_COMPOSITE,
+    KIND_EXTERNAL,
+    KIND_ROUTING,
+    KIND_TIMER,
+    SPLIT_AND,
+    SPLIT_OR,
+    SPLIT_THREADS,
+    CompiledNet,
+)
+from ._effects import ArmTimer, CancelItem, CaseFinished, DisarmTimer, Effect, StartItem, StartSubcase
+from ._errors import InvalidEventError, YawlflowInternalError
+from ._events import (
+    CaseCancelRequested,
+    CaseStarted,
+    Event,
+    ItemCancelRequested,
+    ItemCompleted,
+    ItemFailed,
+    ItemStarted,
+    SignalReceived,
+    TimerFired,
+)
+from ._hotpath import JOIN_OR, Marking
+from ._orjoin import OrJoinOracle
+from ._state import CaseState, ItemRecord
+
+__all__ = ("MAX_FIRINGS_PER_STEP", "NetRunner", "Step", "TraceRecord")
+
+TraceRecord = dict[str, Any]
+MAX_FIRINGS_PER_STEP = 5_000_000  # a livelock of routing tasks fails the case instead of hanging
+
+
+class Step(msgspec.Struct, kw_only=True):
+    """The result of one ``handle``: the successor state, the effects, the new trace records."""
+
+    state: CaseState
+    effects: list[Effect]
+    trace: list[TraceRecord]
+
+
+class _CaseEnded(Exception):
+    """Unwinds the settle loop once the case has ended."""
+
+
+class NetRunner:
+    """Runs one compiled net: a pure function from (state, event) to the next step.
+
+    Args:
+        net: the compiled net.
+    """
+
+    def __init__(self, net: CompiledNet) -> None:
+        self.net = net
+        self._oracle = OrJoinOracle(net)
+        n_places = net.n_places
+        watch_place: list[set[int]] = [set(net.consumers[p]) for p in range(n_places)]
+        watch_busy: list[set[int]] = [set() for _ in range(net.n_tasks)]
+        for t, places in enumerate(net.milestone):
+            for p in places:
+                watch_place[p].add(t)
+        for t, regions in net.orjoin_regions.items():
+            for _p, r in regions:
+                row = net.kernel.region_places[r]
+                for p in range(n_places):
+                    if int(row[p >> 6]) >> (p & 63) & 1:
+                        watch_place[p].add(t)
+                for u in net.region_tasks_of[r]:
+                    watch_busy[u].add(t)
+        self._watch_place = tuple(tuple(sorted(w)) for w in watch_place)
+        self._watch_busy = tuple(tuple(sorted(w)) for w in watch_busy)
+        self._triggered = {t for t, spec in enumerate(net.tasks) if spec.trigger is not None}
+        self._explicit = net.spec.termination == "explicit"
+        self._reached_end = False
+        # Per-step scratch, reset by ``handle``; kept on self so the hot loop avoids closures.
+        self._s: CaseState | None = None
+        self._effects: list[Effect] = []
+        self._trace: list[TraceRecord] = []
+        self._queue: deque[int] = deque()
+        self._queued = bytearray(net.n_tasks)
+
+    # -- public --------------------------------------------------------------------------------
+    def initial_state(self, event: CaseStarted) -> CaseState:
+        """A fresh state for ``event`` (not yet handled)."""
+        return CaseState(
+            case=event.case, net=self.net.name, marking=Marking(self.net.kernel), data={},
+            seed=event.seed, flags=event.flags, n_tasks=self.net.n_tasks,
+        )
+
+    def start(self, event: CaseStarted) -> Step:
+        """Start a case: ``handle(initial_state(event), event)``."""
+        return self.handle(self.initial_state(event), event)
+
+    def handle(self, state: CaseState, event: Event) -> Step:
+        """Apply ``event`` to ``state`` and settle the case.
+
+        Pure: no await, no clock, no randomness. The same (state, event) gives the same Step.
+        ``state`` is consumed (mutated into the successor, which is returned).
+
+        Raises:
+            InvalidEventError: the event does not fit the state (e.g. completing a withdrawn
+                item); the state is left unchanged.
+        """
+        self._s = state
+        self._effects = []
+        self._trace = []
+        self._reached_end = False
+        if state.status != "running" and not isinstance(event, CaseStarted):
+            raise InvalidEventError(f"case {state.case!r} is {state.status}: it takes no more events")
+        self._check(state, event)
+        try:
+            self._apply(state, event)
+            self._settle(state)
+        except _CaseEnded:
+            self._queue.clear()
+            self._queued = bytearray(self.net.n_tasks)
+        step = Step(state=state, effects=self._effects, trace=self._trace)
+        self._s = None
+        return step
+
+    # -- validation of API events (before anything changes) ------------------------------------
+    def _live(self, state: CaseState, item_id: int) -> ItemRecord:
+        item = state.items.get(item_id)
+        if item is None:
+            raise InvalidEventError(
+                f"case {state.case!r}: no live item {item_id} (it was never created, or it is already "
+                f"completed, withdrawn or failed): list live items with case.work_items()"
+            )
+        return item
+
+    def _check(self, state: CaseState, event: Event) -> None:
+        if isinstance(event, ItemStarted):
+            item = self._live(state, event.item)
+            if item.state != "offered":
+                raise InvalidEventError(
+                    f"case {state.case!r}: item {item.id} ({item.task!r}) is {item.state}, not offered: "
+                    "only offered items can be started"
+                )
+        elif isinstance(event, ItemCompleted):
+            item = self._live(state, event.item)
+            if item.state == "enabled":
+                raise InvalidEventError(
+                    f"case {state.case!r}: item {item.id} ({item.task!r}) is enabled, not offered or started: "
+                    "it waits for its trigger or timer"
+                )
+        elif isinstance(event, ItemFailed):
+            item = self._live(state, event.item)
+            if not item.busy:
+                raise InvalidEventError(
+                    f"case {state.case!r}: item {item.id} ({item.task!r}) is {item.state}, not running: "
+                    "only a started item can fail"
+                )
+        elif isinstance(event, ItemCancelRequested):
+            self._live(state, event.item)
+        elif isinstance(event, TimerFired):
+            self._live(state, event.item)
+
+    # -- events --------------------------------------------------------------------------------
+    def _apply(self, s: CaseState, event: Event) -> None:
+        if isinstance(event, ItemCompleted):
+            item = s.items[event.item]
+            if item.state == "offered":
+                self._start_offered(s, item, event.at_ns)
+            self._complete_item(s, item, event.output)
+        elif isinstance(event, ItemStarted):
+            self._start_offered(s, s.items[event.item], event.at_ns)
+        elif isinstance(event, CaseStarted):
+            s.data = dict(event.data)
+            self._record("case.started", data=dict(event.data))
+            self._mark(0, 1)
+        elif isinstance(event, ItemFailed):
+            self._fail_item(s, s.items[event.item], event)
+        elif isinstance(event, ItemCancelRequested):
+            self._cancel_request(s, s.items[event.item])
+        elif isinstance(event, SignalReceived):
+            self._signal(s, event)
+        elif isinstance(event, TimerFired):
+            self._timer(s, s.items[event.item], event.at_ns)
+        elif isinstance(event, CaseCancelRequested):
+            self._withdraw_all(s)
+            self._finish(s, "cancelled", None)
+        else:  # pragma: no cover
+            raise YawlflowInternalError(f"unknown event {event!r}: this is a bug; please report it")
+
+    # -- trace and bookkeeping -----------------------------------------------------------------
+    def _record(self, kind: str, *, task: str | None = None, item: int | None = None,
+                instance: int | None = None, data: Any = None) -> None:
+        s = self._s
+        assert s is not None
+        self._trace.append({
+            "seq": s.seq, "case": s.case, "event": kind, "task": task, "item": item,
+            "instance": instance, "net": s.net, "data": data,
+        })
+        s.seq += 1
+
+    def _touch(self, t: int) -> None:
+        if not self._queued[t]:
+            self._queued[t] = 1
+            self._queue.append(t)
+
+    def _mark(self, p: int, n: int) -> None:
+        s = self._s
+        assert s is not None
+        s.marking.add(p, n)
+        for t in self._watch_place[p]:
+            self._touch(t)
+        if p == 1 and self._explicit:
+            self._reached_end = True
+
+    def _changed(self, places: list[int]) -> None:
+        for p in places:
+            for t in self._watch_place[p]:
+                self._touch(t)
+
+    def _busy(self, t: int, n: int) -> None:
+        s = self._s
+        assert s is not None
+        s.marking.busy_add(t, n)
+        for u in self._watch_busy[t]:
+            self._touch(u)
+
+    def _new_item(self, s: CaseState, t: int, state: str) -> ItemRecord:
+        item = ItemRecord(id=s.next_item, tid=t, task=self.net.task_names[t], net=s.net, state=state)  # type: ignore[arg-type]
+        s.next_item += 1
+        return item
+
+    # -- settling ------------------------------------------------------------------------------
+    def _capacity(self, s: CaseState, t: int) -> int:
+        for p in self.net.milestone[t]:
+            if not s.marking.get(p):
+                return 0
+        if self.net.join[t] == JOIN_OR:
+            return 1 if self._oracle.may_fire(s.marking, t) else 0
+        return s.marking.capacity(t)
+
+    def _settle(self, s: CaseState) -> None:
+        queue = self._queue
+        queued = self._queued
+        kinds = self.net.kind
+        triggered = self._triggered
+        budget = MAX_FIRINGS_PER_STEP
+        while queue:
+            t = queue.popleft()
+            queued[t] = 0
+            kind = kinds[t]
+            if (kind == KIND_ROUTING or kind == KIND_AUTO or kind == KIND_COMPOSITE) and t not in triggered:
+                while self._capacity(s, t) > 0:
+                    budget -= 1
+                    if budget < 0:
+                        self._fail_case(s, f"task {self.net.task_names[t]!r} fired {MAX_FIRINGS_PER_STEP} times in "
+                                        "one step: a loop of routing tasks never waits (add a condition that "
+                                        "becomes false, or an external task)")
+                    self._fire(s, t, s.marking.consume(t))
+            else:
+                self._mirror(s, t)
+            if self._reached_end:
+                break
+        if self._reached_end:  # WCP-43: the output condition ends the case; the rest is withdrawn
+            self._withdraw_all(s)
+            self._finish(s, "completed", None)
+        self._check_end(s)
+
+    def _mirror(self, s: CaseState, t: int) -> None:
+        """Keep exactly ``capacity`` unclaimed items of task ``t`` alive."""
+        cap = self._capacity(s, t)
+        waiting = s.waiting[t]
+        while len(waiting) < cap:
+            kind = self.net.kind[t]
+            spec = self.net.tasks[t]
+            if spec.loop is not None and self._loop_skips(s, t):
+                self._fire(s, t, s.marking.consume(t))  # `while` false at the start: like routing
+                cap = self._capacity(s, t)
+                continue
+            waits = t in self._triggered or kind == KIND_TIMER
+            item = self._new_item(s, t, "enabled" if waits else "offered")
+            s.items[item.id] = item
+            waiting.append(item.id)
+            self._record("item.enabled", task=item.task, item=item.id)
+            if not waits:
+                self._record("item.offered", task=item.task, item=item.id)
+            if spec.timer is not None:
+                self._effects.append(ArmTimer(item=item.id, after_ns=spec.timer.after_ns))
+            trig = spec.trigger
+            if trig is not None and trig.persistent and s.signals.get(trig.signal, 0) > 0:
+                s.signals[trig.signal] -= 1
+                if not s.signals[trig.signal]:
+                    del s.signals[trig.signal]
+                self._trigger(s, item)
+                return  # the trigger consumed tokens: re-evaluate from scratch
+        while len(waiting) > cap:
+            item = s.items[waiting[-1]]
+            self._withdraw(s, item)
+
+    def _check_end(self, s: CaseState) -> None:
+        if s.status != "running" or s.items:
+            return
+        if self.net.spec.termination == "implicit":
+            self._finish(s, "completed", None)
+            return
+        stuck = ", ".join(f"{self.net.place_names[p]} ({s.marking.get(p)})" for p in s.marking.marked())
+        self._fail_case(
+            s,
+            f"deadlock in net {s.net!r}: nothing is enabled or running and the output condition is not "
+            f"marked; tokens are stuck in: {stuck or 'no place (every token was consumed or cancelled)'}",
+        )
+
+    # -- firing and completing -----------------------------------------------------------------
+    def _input_for(self, s: CaseState, t: int) -> dict[str, Any]:
+        mapping = self.net.tasks[t].input
+        if mapping is None:
+            return dict(s.data)
+        out: dict[str, Any] = {}
+        for key, expr in mapping.items():
+            out[key] = self._eval(s, expr, s.data, f"tasks.{self.net.task_names[t]}.input.{key}")
+        return out
+
+    def _fire(self, s: CaseState, t: int, consumed: list[int]) -> None:
+        """Fire task ``t`` once; its tokens are already consumed (``consumed`` places changed)."""
+        self._changed(consumed)
+        item = self._new_item(s, t, "started")
+        item.claimed = True
+        if self.net.tasks[t].loop is not None and self._loop_skips(s, t):
+            self._record("item.completed", task=item.task, item=item.id)  # WCP-21: zero iterations
+            self._route(s, t, item, None)
+            return
+        self._begin(s, item, announced=False)
+
+    def _begin(self, s: CaseState, item: ItemRecord, *, announced: bool) -> None:
+        """Begin a claimed item (or a loop's next iteration).
+
+        Routing completes at once; auto and composite items start (``StartItem``/``StartSubcase``);
+        an offered or timed task's later loop iteration is offered (or armed) again.
+        """
+        t = item.tid
+        spec = self.net.tasks[t]
+        kind = self.net.kind[t]
+        if kind == KIND_ROUTING:
+            self._record("item.completed", task=item.task, item=item.id)
+            self._route(s, t, item, None)
+            return
+        s.items[item.id] = item
+        if not announced:
+            self._record("item.enabled", task=item.task, item=item.id)
+        if kind == KIND_EXTERNAL:
+            item.state = "offered"
+            self._record("item.offered", task=item.task, item=item.id)
+            return
+        if kind == KIND_TIMER:
+            item.state = "enabled"
+            assert spec.timer is not None
+            self._effects.append(ArmTimer(item=item.id, after_ns=spec.timer.after_ns))
+            return
+        item.state = "started"
+        item.data = self._input_for(s, t)
+        item.busy = True
+        self._busy(t, 1)
+        self._record("item.started", task=item.task, item=item.id)
+        if kind == KIND_AUTO:
+            self._effects.append(StartItem(item=item.id, task=item.task, net=s.net, input=item.data,
+                                           attempt=item.attempt, key=f"{s.case}/{item.id}"))
+        else:
+            assert spec.net is not None
+            self._effects.append(StartSubcase(item=item.id, task=item.task, net=spec.net,
+                                              case=f"{s.case}/{item.id}", data=item.data))
+
+    def _claim(self, s: CaseState, item: ItemRecord) -> None:
+        """Consume the tokens an unclaimed item stands for; alternatives lose them (WCP-16)."""
+        t = item.tid
+        self._changed(s.marking.consume(t))
+        s.waiting[t].remove(item.id)
+        item.claimed = True
+
+    def _start_offered(self, s: CaseState, item: ItemRecord, at_ns: int) -> None:
+        """An offered item is started through the API."""
+        if not item.claimed:
+            self._claim(s, item)
+        item.state = "started"
+        item.first_at_ns = at_ns
+        item.data = self._input_for(s, item.tid)
+        item.busy = True
+        self._busy(item.tid, 1)
+        self._record("item.started", task=item.task, item=item.id)
+
+    def _trigger(self, s: CaseState, item: ItemRecord) -> None:
+        """The trigger of a waiting item arrived: claim it and let it run as its kind says."""
+        self._claim(s, item)
+        kind = self.net.kind[item.tid]
+        if kind == KIND_EXTERNAL:
+            item.state = "offered"
+            self._record("item.offered", task=item.task, item=item.id)
+        elif kind != KIND_TIMER:  # a timed task with a trigger: its timer still decides
+            del s.items[item.id]
+            self._begin(s, item, announced=True)
+
+    def _loop_skips(self, s: CaseState, t: int) -> bool:
+        loop = self.net.tasks[t].loop
+        return loop is not None and loop.while_ is not None and not self._truthy(
+            s, loop.while_, f"tasks.{self.net.task_names[t]}.loop.while"
+        )
+
+    def _complete_item(self, s: CaseState, item: ItemRecord, output: dict[str, Any] | None) -> None:
+        t = item.tid
+        spec = self.net.tasks[t]
+        if spec.timer is not None:
+            self._effects.append(DisarmTimer(item=item.id))
+        self._merge_output(s, t, output)
+        del s.items[item.id]
+        if item.busy:
+            item.busy = False
+            self._busy(t, -1)
+        item.state = "completed"
+        self._record("item.completed", task=item.task, item=item.id, data=output)
+        loop = spec.loop
+        if loop is not None:
+            where = f"tasks.{spec.name}.loop"
+            again = (self._truthy(s, loop.while_, where + ".while") if loop.while_ is not None
+                     else not self._truthy(s, loop.until or "true", where + ".until"))
+            if again:
+                nxt = self._new_item(s, t, "started")
+                nxt.claimed = True
+                self._begin(s, nxt, announced=False)
+                return
+        self._route(s, t, item, output)
+
+    def _merge_output(self, s: CaseState, t: int, output: dict[str, Any] | None) -> None:
+        spec = self.net.tasks[t]
+        if spec.output is None:
+            if output:
+                s.data.update(output)
+            return
+        scope = {**s.data, **(output or {})}
+        for key, expr in spec.output.items():
+            s.data[key] = self._eval(s, expr, scope, f"tasks.{spec.name}.output.{key}")
+
+    def _route(self, s: CaseState, t: int, item: ItemRecord, output: dict[str, Any] | None) -> None:
+        """The task completed: apply its cancellation set, then its split."""
+        net = self.net
+        if net.cancel_case[t]:
+            self._withdraw_all(s)
+            self._finish(s, "cancelled", None)
+        for u in net.cancel_tasks[t]:
+            for other in [s.items[i] for i in list(s.items) if s.items[i].tid == u]:
+                self._withdraw(s, other)
+        self._changed(s.marking.cancel(t))
+        split = net.split[t]
+        flows = net.flows[t]
+        if split == SPLIT_AND or split == SPLIT_THREADS:
+            n = net.split_n[t]
+            for f in flows:
+                self._mark(f.place, n)
+            return
+        taken = False
+        default = None
+        for f in flows:
+            if f.default:
+                default = f
+                continue
+            if f.when is None or self._truthy(s, f.when, f"tasks.{net.task_names[t]}.flows[to={f.to}].when"):
+                self._mark(f.place, 1)
+                taken = True
+                if split != SPLIT_OR:
+                    return
+        if not taken:
+            if default is not None:
+                self._mark(default.place, 1)
+                return
+            self._fail_case(
+                s,
+                f"$.nets.{s.net}.tasks.{net.task_names[t]}: no flow of its {'or' if split == SPLIT_OR else 'xor'} "
+                "split was true and it has no default flow (add `default: true` to one flow)",
+            )
+
+    # -- withdrawing, failing, cancelling ------------------------------------------------------
+    def _withdraw(self, s: CaseState, item: ItemRecord) -> None:
+        """Withdraw a live item: unclaimed ones just vanish; started ones are halted."""
+        t = item.tid
+        del s.items[item.id]
+        if not item.claimed:
+            s.waiting[t].remove(item.id)
+        spec = self.net.tasks[t]
+        if spec.timer is not None:
+            self._effects.append(DisarmTimer(item=item.id))
+        if item.busy:
+            item.busy = False
+            self._busy(t, -1)
+            if self.net.kind[t] in (KIND_AUTO, KIND_COMPOSITE):
+                self._effects.append(CancelItem(item=item.id))
+        item.state = "cancelled"
+        self._record("item.cancelled", task=item.task, item=item.id)
+
+    def _withdraw_all(self, s: CaseState) -> None:
+        for item_id in list(s.items):
+            item = s.items.get(item_id)
+            if item is not None:
+                self._withdraw(s, item)
+
+    def _cancel_request(self, s: CaseState, item: ItemRecord) -> None:
+        if not item.claimed:
+            # Withdrawing an offered item removes the token it stands for (in a deferred choice,
+            # every alternative goes with it, since they share it: the mirror withdraws them).
+            self._claim(s, item)
+        self._withdraw(s, item)
+
+    def _fail_item(self, s: CaseState, item: ItemRecord, event: ItemFailed) -> None:
+        t = item.tid
+        spec = self.net.tasks[t]
+        retry = spec.retry
+        info = {"attempt": item.attempt, "error": event.error}
+        if retry is not None and item.attempt < retry.attempts and (
+            not retry.on or event.error_type in retry.on
+        ) and (retry.deadline_ns is None or event.at_ns - item.first_at_ns < retry.deadline_ns):
+            self._record("item.retried", task=item.task, item=item.id, data=info)
+            item.attempt += 1
+            assert item.data is not None
+            self._effects.append(StartItem(item=item.id, task=item.task, net=s.net, input=item.data,
+                                           attempt=item.attempt, key=f"{s.case}/{item.id}"))
+            return
+        del s.items[item.id]
+        if item.busy:
+            item.busy = False
+            self._busy(t, -1)
+        item.state = "failed"
+        self._record("item.failed", task=item.task, item=item.id, data=info)
+        if not spec.critical:
+            self._route(s, t, item, None)
+            return
+        self._fail_case(s, f"task {item.task!r} (item {item.id}) failed: {event.error}")
+
+    def _signal(self, s: CaseState, event: SignalReceived) -> None:
+        if event.data:
+            s.data.update(event.data)
+        self._record("signal.received", data={"signal": event.signal, "data": event.data})
+        waiting = [
+            s.items[i] for t in sorted(self._triggered) if self.net.tasks[t].trigger.signal == event.signal  # type: ignore[union-attr]
+            for i in s.waiting[t][:1]
+        ]
+        trig_persistent = any(
+            self.net.tasks[t].trigger.persistent for t in self._triggered  # type: ignore[union-attr]
+            if self.net.tasks[t].trigger.signal == event.signal  # type: ignore[union-attr]
+        )
+        if trig_persistent:
+            if waiting:
+                self._trigger(s, waiting[0])  # a persistent signal is consumed by one task
+            else:
+                s.signals[event.signal] = s.signals.get(event.signal, 0) + 1
+            return
+        for item in waiting:  # a transient signal reaches every task waiting now, else is lost
+            if item.id in s.items and not item.claimed and s.marking.capacity(item.tid) > 0:
+                self._trigger(s, item)
+
+    def _timer(self, s: CaseState, item: ItemRecord, at_ns: int) -> None:
+        """The item's timer expired: it completes now (a deferred choice against the timeout)."""
+        if not item.claimed:
+            self._claim(s, item)
+        if item.state != "started":
+            item.state = "started"
+            item.first_at_ns = at_ns
+            self._record("item.started", task=item.task, item=item.id)
+        elif item.busy and self.net.kind[item.tid] in (KIND_AUTO, KIND_COMPOSITE):
+            self._effects.append(CancelItem(item=item.id))
+        self._complete_item(s, item, None)
+
+    def _fail_case(self, s: CaseState, error: str) -> None:
+        self._withdraw_all(s)
+        s.error = error
+        self._finish(s, "failed", error)
+
+    def _finish(self, s: CaseState, status: str, error: str | None) -> None:
+        s.status = status
+        if status == "completed":
+            data: Any = dict(s.data)
+            left = {self.net.place_names[p]: s.marking.get(p) for p in s.marking.marked() if p != 1}
+            if self.net.spec.termination == "implicit" and left:
+                data["_tokens"] = left
+            self._record("case.completed", data=data)
+        elif status == "failed":
+            self._record("case.failed", data={"error": error})
+        else:
+            self._record("case.cancelled")
+        self._effects.append(CaseFinished(status=status, data=dict(s.data), error=error))
+        raise _CaseEnded
+
+    # -- expressions -----------------------------------------------------------------------------
+    def _eval(self, s: CaseState, expr: str, scope: dict[str, Any], where: str) -> Any:
+        try:
+            return evaluate(expr, scope)
+        except CelError as exc:
+            self._fail_case(s, f"$.nets.{s.net}.{where}: CEL expression {expr!r} failed: {exc}")
+            raise YawlflowInternalError("unreachable") from None  # pragma: no cover
+
+    def _truthy(self, s: CaseState, expr: str, where: str) -> bool:
+        value = self._eval(s, expr, s.data, where)
+        if not isinstance(value, bool):
+            self._fail_case(s, f"$.nets.{s.net}.{where}: CEL expression {expr!r} gave {value!r}, not a bool")
+        return bool(value)

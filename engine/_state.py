@@ -1,0 +1,133 @@
+"""CaseState and ItemRecord: the dynamic part of one case, owned by the net runner.
+
+A CaseState is *linear* (ADR 0001 §1): ``NetRunner.handle`` consumes it and returns its
+successor, mutated in place; take :meth:`CaseState.copy` first to keep the old one. The state is
+a fold of the event log: ``replay(net, events)`` rebuilds it exactly.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+from typing import Any, Literal
+
+from ._hotpath import Marking
+
+__all__ = ("CaseState", "ItemState", "ItemRecord")
+
+ItemState = Literal["enabled", "offered", "started", "completed", "cancelled", "failed"]
+
+
+class ItemRecord:
+    """One work item of a case.
+
+    Attributes:
+        id: the item's id, unique in its case (the runner's counter).
+        task: the task's name.
+        net: the net's name.
+        instance: the instance number of a multiple-instance task, else ``None``.
+        state: enabled, offered, started, completed, cancelled or failed.
+        data: the item's input (once started), else ``None``.
+        attempt: the current attempt (1-based) of an auto item.
+        claimed: whether its tokens were consumed (started, or triggered).
+        busy: whether it counts as busy for the OR-join (started and not finished).
+    """
+
+    __slots__ = ("attempt", "busy", "claimed", "data", "first_at_ns", "id", "instance", "net", "state", "task",
+                 "tid")
+
+    def __init__(self, *, id: int, tid: int, task: str, net: str, state: ItemState, instance: int | None = None) -> None:
+        self.id = id
+        self.tid = tid
+        self.task = task
+        self.net = net
+        self.state: ItemState = state
+        self.instance = instance
+        self.data: dict[str, Any] | None = None
+        self.attempt = 1
+        self.claimed = False
+        self.busy = False
+        self.first_at_ns = 0
+
+    def snapshot(self) -> tuple[object, ...]:
+        """A comparable value of every field (used to compare states)."""
+        return (self.id, self.tid, self.task, self.net, self.state, self.instance, self.data, self.attempt,
+                self.claimed, self.busy, self.first_at_ns)
+
+    def __repr__(self) -> str:
+        return f"ItemRecord(id={self.id}, task={self.task!r}, state={self.state!r}, instance={self.instance})"
+
+
+class CaseState:
+    """Everything the runner knows about one case.
+
+    Attributes:
+        case: the case id.
+        net: the net's name.
+        marking: tokens per place and busy items per task (a hot-path kernel object).
+        data: the case data.
+        items: live items (enabled, offered, started) by id, in creation order.
+        waiting: per task id, the ids of its unclaimed items (mirrors its capacity).
+        signals: persistent signals received and not yet consumed, by name.
+        status: running, completed, failed or cancelled.
+        next_item: the next item id.
+        seq: the next trace sequence number.
+        seed: the seed from ``CaseStarted``.
+        flags: the runner flags from ``CaseStarted``.
+        error: the failure message, once failed.
+    """
+
+    __slots__ = ("case", "data", "error", "flags", "items", "marking", "net", "next_item", "seed", "seq",
+                 "signals", "status", "waiting")
+
+    def __init__(self, *, case: str, net: str, marking: Marking, data: dict[str, Any], seed: int | None,
+                 flags: int, n_tasks: int) -> None:
+        self.case = case
+        self.net = net
+        self.marking = marking
+        self.data = data
+        self.items: dict[int, ItemRecord] = {}
+        self.waiting: list[list[int]] = [[] for _ in range(n_tasks)]
+        self.signals: dict[str, int] = {}
+        self.status = "running"
+        self.next_item = 0
+        self.seq = 0
+        self.seed = seed
+        self.flags = flags
+        self.error: str | None = None
+
+    def copy(self) -> CaseState:
+        """An independent deep copy."""
+        other = CaseState.__new__(CaseState)
+        other.case = self.case
+        other.net = self.net
+        other.marking = self.marking.copy()
+        other.data = _copy.deepcopy(self.data)
+        other.items = {}
+        for k, item in self.items.items():
+            clone = _copy.copy(item)
+            clone.data = _copy.deepcopy(item.data)
+            other.items[k] = clone
+        other.waiting = [list(w) for w in self.waiting]
+        other.signals = dict(self.signals)
+        other.status = self.status
+        other.next_item = self.next_item
+        other.seq = self.seq
+        other.seed = self.seed
+        other.flags = self.flags
+        other.error = self.error
+        return other
+
+    def snapshot(self) -> tuple[object, ...]:
+        """A comparable value of the whole state (``fold(log) == live`` checks use it)."""
+        return (
+            self.case, self.net, self.marking.tokens(), self.marking.busy_counts(), self.data,
+            [i.snapshot() for i in self.items.values()], self.waiting, sorted(self.signals.items()),
+            self.status, self.next_item, self.seq, self.seed, self.flags, self.error,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CaseState):
+            return NotImplemented
+        return self.snapshot() == other.snapshot()
+
+    __hash__ = None  # type: ignore[assignment]
