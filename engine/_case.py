@@ -1,0 +1,545 @@
+"""Case: one running case inside an Engine — the loop that feeds the runner and runs its effects.
+
+Theory of operation. Each case owns a task group (inside the engine's root group; a sub-case's
+inside its parent's) and a cancel scope per running work item and per armed timer. Events reach
+the runner through one *inbox* that a synchronous drain loop empties: an API call applies its own
+event first (so a bad call raises :class:`InvalidEventError` and changes nothing), handlers and
+timers post theirs. Effects are carried out in order: a quick sync handler is called inline (its
+result goes back to the inbox, so nothing recurses), other handlers get a task, sub-cases a child
+Case, timers a sleeper on the engine's clock. Every applied event is appended to the store first,
+so state = fold(log).
+
+With a seed, handlers do not run concurrently: the root case keeps a *ready* list of started
+items for its whole tree, and one driver task runs them one at a time in a seed-chosen order, so
+the trace does not depend on timing or on the event-loop backend.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+
+from ._compiled import KIND_EXTERNAL, CompiledSpec
+from ._effects import ArmTimer, CancelItem, CaseFinished, DisarmTimer, Effect, StartItem, StartSubcase
+from ._errors import ConfigError, InvalidEventError
+from ._events import (
+    CaseCancelRequested,
+    CaseStarted,
+    Event,
+    ItemCancelRequested,
+    ItemCompleted,
+    ItemFailed,
+    ItemStarted,
+    SignalReceived,
+    TimerFired,
+)
+from ._handlers import ItemContext, _Entry
+from ._runner import TraceRecord
+from ._store import CaseRecord
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ("Case", "Result", "WorkItem")
+
+
+class WorkItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A snapshot of one work item.
+
+    Attributes:
+        id: its id within its case.
+        case: its case's id.
+        task: its task's name.
+        net: its net's name.
+        instance: its instance number in a multiple-instance task, else ``None``.
+        state: enabled, offered, started, completed, cancelled or failed.
+        data: its input, once started; else ``None``.
+    """
+
+    id: int
+    case: str
+    task: str
+    net: str
+    instance: int | None
+    state: str
+    data: dict[str, Any] | None = None
+
+
+class Result(msgspec.Struct, frozen=True, kw_only=True):
+    """How a case ended (or, from ``yf.run``, that it waits for external work).
+
+    Attributes:
+        case_id: the case's id.
+        status: completed, failed, cancelled, or (``yf.run`` only) waiting.
+        data: the case data.
+        trace: the case's events (its sub-cases' included), in the order applied.
+        error: the failure message, when failed.
+        offered: the offered items, when waiting.
+    """
+
+    case_id: str
+    status: str
+    data: dict[str, Any]
+    trace: list[TraceRecord]
+    error: str | None = None
+    offered: list[WorkItem] = msgspec.field(default_factory=list)
+
+
+def _check_data(data: object, what: str) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
+        raise InvalidEventError(f"{what} must be a mapping with string keys (a JSON object), not {type(data).__name__}")
+    try:
+        return dict(msgspec.json.decode(msgspec.json.encode(dict(data))))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise InvalidEventError(f"{what} must hold only JSON values (str, int, float, bool, None, list, dict): {exc}") from None
+
+
+class Case:
+    """A handle on one case. Created by :meth:`Engine.start`; never construct it directly."""
+
+    def __init__(self, engine: Engine, spec: CompiledSpec, net: str, case_id: str, *,
+                 parent: Case | None = None, parent_item: int | None = None, tenant: str | None = None) -> None:
+        self._engine = engine
+        self._spec = spec
+        self._runner = engine._runner_for(spec, net)
+        self.id = case_id
+        self.net = net
+        self.tenant = tenant
+        self._parent = parent
+        self._parent_item = parent_item
+        self._root: Case = parent._root if parent is not None else self
+        self._state = self._runner.initial_state(CaseStarted(case=case_id, net=net))
+        self._trace: list[TraceRecord] = []
+        self._inbox: deque[Event] = deque()
+        self._draining = False
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._pending: list[tuple[Any, tuple[Any, ...]]] = []
+        self._scopes: dict[int, anyio.CancelScope] = {}
+        self._timers: dict[int, anyio.CancelScope] = {}
+        self._children: dict[int, Case] = {}
+        self._finished = False
+        self._detached = False
+        self._done = anyio.Event()
+        self._waiters: list[anyio.Event] = []
+        seed = engine.seed
+        self._rng = random.Random(f"{seed}/{case_id}") if seed is not None else random.SystemRandom()
+        self._ready: list[tuple[Case, StartItem]] = []  # root only, seeded mode only
+        self._ready_event: anyio.Event | None = None
+
+    # -- public API ------------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        """running, completed, failed or cancelled."""
+        return self._state.status
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """A copy of the case data."""
+        return dict(self._state.data)
+
+    @property
+    def trace(self) -> list[TraceRecord]:
+        """The events so far (this case's and its sub-cases'), in the order applied."""
+        return list(self._trace)
+
+    def work_items(self, state: str | None = None) -> list[WorkItem]:
+        """This case's work items: the live ones, or those in ``state``.
+
+        Raises:
+            InvalidEventError: ``state`` is not a work-item state.
+        """
+        states = ("enabled", "offered", "started", "completed", "cancelled", "failed")
+        if state is not None and state not in states:
+            raise InvalidEventError(f"unknown work-item state {state!r} (use one of: {', '.join(states)})")
+        out = []
+        for rec in self._state.items.values():
+            if state is None or rec.state == state:
+                out.append(WorkItem(id=rec.id, case=self.id, task=rec.task, net=rec.net, instance=rec.instance,
+                                    state=rec.state, data=dict(rec.data) if rec.data is not None else None))
+        return out
+
+    async def start_item(self, item_id: int) -> None:
+        """Start an offered item (claiming it: in a deferred choice, the others are withdrawn).
+
+        Raises:
+            InvalidEventError: the item is not offered (never was, or already started, withdrawn...).
+        """
+        self._external(item_id)
+        self._api(ItemStarted(item=item_id, at_ns=self._now()))
+
+    async def complete(self, item_id: int, output: Mapping[str, Any] | None = None) -> None:
+        """Complete an offered or started external item with ``output`` (merged into the case data).
+
+        Raises:
+            InvalidEventError: the item is not a live external item, or ``output`` is not a JSON object.
+        """
+        self._external(item_id)
+        data = _check_data(output, f"the output of item {item_id}")
+        self._api(ItemCompleted(item=item_id, output=data, at_ns=self._now()))
+
+    async def cancel_item(self, item_id: int) -> None:
+        """Withdraw an enabled or offered item, or halt a started one (WCP-19); the case goes on.
+
+        Raises:
+            InvalidEventError: no live item has that id.
+        """
+        self._api(ItemCancelRequested(item=item_id, at_ns=self._now()))
+
+    async def signal(self, name: str, data: Mapping[str, Any] | None = None) -> None:
+        """Send the signal ``name`` (with ``data`` to merge into the case data) to the case.
+
+        Transient triggers waiting now take it, else it is lost; persistent ones keep it.
+
+        Raises:
+            InvalidEventError: the case has ended, ``name`` is empty, or ``data`` is not a JSON object.
+        """
+        if not isinstance(name, str) or not name:
+            raise InvalidEventError(f"a signal name must be a non-empty string, not {name!r}")
+        payload = _check_data(data, f"the data of signal {name!r}") or None
+        self._api(SignalReceived(signal=name, data=payload, at_ns=self._now()))
+        for child in list(self._children.values()):
+            if not child._finished:
+                await child.signal(name, payload)
+
+    async def cancel(self) -> None:
+        """Cancel the whole case (WCP-20): every item, timer and sub-case is withdrawn.
+
+        Raises:
+            InvalidEventError: the case has already ended.
+        """
+        self._api(CaseCancelRequested(at_ns=self._now()))
+
+    async def idle(self) -> None:
+        """Return once no auto work runs in the case (or its sub-cases) and it waits or is done."""
+        while not (self._finished or self._root_running() == 0):
+            await self._wait_change()
+
+    async def result(self) -> Result:
+        """Wait until the case ends; return how."""
+        while not self._finished:
+            await self._wait_change()
+        return self._result()
+
+    def __repr__(self) -> str:
+        return f"<Case {self.id!r} net={self.net!r} status={self.status}>"
+
+    # -- internals: event application -------------------------------------------------------
+    def _now(self) -> int:
+        return self._engine.clock.now_ns()
+
+    def _external(self, item_id: int) -> None:
+        rec = self._state.items.get(item_id)
+        if rec is not None and self._runner.net.kind[rec.tid] != KIND_EXTERNAL:
+            raise InvalidEventError(
+                f"case {self.id!r}: item {item_id} ({rec.task!r}) is an automatic item run by its handler; "
+                "only external items are started and completed through the API"
+            )
+
+    def _api(self, event: Event) -> None:
+        if self._finished:
+            raise InvalidEventError(f"case {self.id!r} has ended ({self.status}): it takes no more calls")
+        step = self._runner.handle(self._state, event)  # raises InvalidEventError before any change
+        self._applied(event, step.trace, step.effects)
+        self._drain()
+
+    def _post(self, event: Event) -> None:
+        self._inbox.append(event)
+        self._drain()
+
+    def _drain(self) -> None:
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._inbox:
+                event = self._inbox.popleft()
+                if self._finished:
+                    continue
+                try:
+                    step = self._runner.handle(self._state, event)
+                except InvalidEventError:
+                    continue  # a late result for an item withdrawn meanwhile: nothing to do
+                self._applied(event, step.trace, step.effects)
+        finally:
+            self._draining = False
+        self._notify()
+
+    def _applied(self, event: Event, trace: list[TraceRecord], effects: list[Effect]) -> None:
+        self._engine.store.append(self.id, event)
+        case: Case | None = self
+        while case is not None:
+            case._trace.extend(trace)
+            case = case._parent
+        for effect in effects:
+            self._effect(effect)
+
+    def _begin(self, data: dict[str, Any]) -> None:
+        started = CaseStarted(case=self.id, net=self.net, data=data, seed=self._engine.seed,
+                              parent=self._parent.id if self._parent else None, at_ns=self._now())
+        self._engine.store.create(
+            CaseRecord(case=self.id, spec_id=self._spec.id, net=self.net, tenant=self.tenant,
+                       parent=self._parent.id if self._parent else None),
+            self._spec,
+        )
+        self._post(started)
+
+    # -- internals: effects ------------------------------------------------------------------
+    def _spawn(self, fn: Any, *args: Any) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(fn, *args)
+        else:
+            self._pending.append((fn, args))
+
+    def _effect(self, effect: Effect) -> None:
+        if isinstance(effect, StartItem):
+            self._start_item(effect)
+        elif isinstance(effect, CancelItem):
+            scope = self._scopes.pop(effect.item, None)
+            if scope is not None:
+                scope.cancel()
+            child = self._children.pop(effect.item, None)
+            if child is not None:
+                child._detached = True
+                if not child._finished:
+                    child._api(CaseCancelRequested(at_ns=self._now()))
+            root = self._root
+            root._ready = [(c, e) for c, e in root._ready if not (c is self and e.item == effect.item)]
+        elif isinstance(effect, ArmTimer):
+            scope = anyio.CancelScope()
+            self._timers[effect.item] = scope
+            self._spawn(self._run_timer, effect.item, self._now() + effect.after_ns, scope)
+        elif isinstance(effect, DisarmTimer):
+            scope = self._timers.pop(effect.item, None)
+            if scope is not None:
+                scope.cancel()
+        elif isinstance(effect, StartSubcase):
+            child = Case(self._engine, self._spec, effect.net, effect.case, parent=self,
+                         parent_item=effect.item, tenant=self.tenant)
+            self._children[effect.item] = child
+            self._engine._register(child)
+            self._spawn(child._host)
+            child._begin(effect.data)
+        elif isinstance(effect, CaseFinished):
+            self._finish(effect)
+
+    def _start_item(self, effect: StartItem) -> None:
+        task = self._runner.net.tasks[self._runner.net.task_ids[effect.task]]
+        assert task.run is not None
+        name = task.run.handler or f"connector:{task.run.connector}"
+        try:
+            entry = self._engine.handlers.resolve(name)
+        except ConfigError as exc:
+            self._inbox.append(ItemFailed(item=effect.item, error=str(exc), error_type="ConfigError",
+                                          at_ns=self._now()))
+            return
+        if self._engine.seed is not None:
+            root = self._root
+            root._ready.append((self, effect))
+            if root._ready_event is not None:
+                root._ready_event.set()
+            return
+        if entry.quick and not entry.is_async and effect.attempt == 1 and task.timeout_ns is None:
+            self._inbox.append(self._call_inline(entry, effect))  # no task: the cost model's fast path
+            return
+        scope = anyio.CancelScope()
+        self._scopes[effect.item] = scope
+        self._spawn(self._run_item, effect, entry, scope)
+
+    def _context(self, effect: StartItem) -> ItemContext:
+        return ItemContext(case_id=self.id, item_id=effect.item, task=effect.task, attempt=effect.attempt,
+                           idempotency_key=effect.key)
+
+    def _outcome(self, effect: StartItem, value: object) -> Event:
+        if value is None or isinstance(value, Mapping):
+            try:
+                output = _check_data(value, f"the result of handler for task {effect.task!r}")
+            except InvalidEventError as exc:
+                return ItemFailed(item=effect.item, error=str(exc), error_type="TypeError", at_ns=self._now())
+            return ItemCompleted(item=effect.item, output=output, at_ns=self._now())
+        return ItemFailed(
+            item=effect.item, error_type="TypeError", at_ns=self._now(),
+            error=f"the handler for task {effect.task!r} returned {type(value).__name__}; return a dict or None",
+        )
+
+    def _failure(self, effect: StartItem, exc: BaseException) -> Event:
+        return ItemFailed(item=effect.item, error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__,
+                          at_ns=self._now())
+
+    def _call_inline(self, entry: _Entry, effect: StartItem) -> Event:
+        try:
+            value = entry.fn(effect.input, self._context(effect)) if entry.wants_ctx else entry.fn(effect.input)
+        except Exception as exc:
+            return self._failure(effect, exc)
+        return self._outcome(effect, value)
+
+    async def _call(self, entry: _Entry, effect: StartItem) -> object:
+        args: tuple[Any, ...] = (effect.input, self._context(effect)) if entry.wants_ctx else (effect.input,)
+        if entry.is_async:
+            return await entry.fn(*args)
+        if entry.quick:
+            return entry.fn(*args)
+        return await anyio.to_thread.run_sync(entry.fn, *args, abandon_on_cancel=True)
+
+    async def _run_item(self, effect: StartItem, entry: _Entry, scope: anyio.CancelScope) -> None:
+        task = self._runner.net.tasks[self._runner.net.task_ids[effect.task]]
+        try:
+            with scope:
+                if effect.attempt > 1 and task.retry is not None:
+                    r = task.retry
+                    ceiling = r.backoff_ns * 2 ** (effect.attempt - 2)
+                    if r.max_backoff_ns is not None:
+                        ceiling = min(ceiling, r.max_backoff_ns)
+                    await self._engine.clock.sleep_until(self._now() + int(self._rng.random() * ceiling))
+                outcome: Event
+                try:
+                    if task.timeout_ns is None:
+                        value = await self._call(entry, effect)
+                    else:
+                        value = await self._with_timeout(entry, effect, task.timeout_ns)
+                except Exception as exc:
+                    outcome = self._failure(effect, exc)
+                else:
+                    outcome = self._outcome(effect, value)
+                if self._scopes.get(effect.item) is scope:
+                    del self._scopes[effect.item]
+                self._post(outcome)
+        finally:
+            if self._scopes.get(effect.item) is scope:
+                del self._scopes[effect.item]
+            self._notify()
+
+    async def _with_timeout(self, entry: _Entry, effect: StartItem, timeout_ns: int) -> object:
+        deadline = self._now() + timeout_ns
+        timed_out = False
+        value: object = None
+        async with anyio.create_task_group() as tg:
+            async def watchdog() -> None:
+                nonlocal timed_out
+                await self._engine.clock.sleep_until(deadline)
+                timed_out = True
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watchdog)
+            value = await self._call(entry, effect)
+            tg.cancel_scope.cancel()
+        if timed_out:
+            raise TimeoutError(f"task {effect.task!r} timed out after {timeout_ns / 1e9:g}s")
+        return value
+
+    async def _run_timer(self, item: int, deadline: int, scope: anyio.CancelScope) -> None:
+        with scope:
+            await self._engine.clock.sleep_until(deadline)
+            if self._timers.get(item) is scope:
+                del self._timers[item]
+                self._post(TimerFired(item=item, at_ns=self._now()))
+
+    async def _driver(self) -> None:
+        """Seeded mode: run the tree's ready items one at a time, in a seed-chosen order."""
+        while True:
+            while not self._ready:
+                self._ready_event = anyio.Event()
+                self._notify()
+                await self._ready_event.wait()
+            case, effect = self._ready.pop(self._rng.randrange(len(self._ready)))
+            if case._finished or effect.item not in case._state.items:
+                continue
+            try:
+                entry = self._engine.handlers.resolve(
+                    case._runner.net.tasks[case._runner.net.task_ids[effect.task]].run.handler or ""  # type: ignore[union-attr]
+                )
+            except ConfigError as exc:
+                case._post(ItemFailed(item=effect.item, error=str(exc), error_type="ConfigError", at_ns=self._now()))
+                continue
+            scope = anyio.CancelScope()
+            case._scopes[effect.item] = scope
+            await case._run_item(effect, entry, scope)
+
+    async def _host(self) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                pending, self._pending = self._pending, []
+                for fn, args in pending:
+                    tg.start_soon(fn, *args)
+                if self._engine.seed is not None and self._parent is None:
+                    tg.start_soon(self._driver)
+                await self._done.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            self._tg = None
+
+    # -- internals: ending, waiting ------------------------------------------------------------
+    def _finish(self, effect: CaseFinished) -> None:
+        self._finished = True
+        self._engine.store.set_status(self.id, effect.status)
+        for scope in list(self._scopes.values()) + list(self._timers.values()):
+            scope.cancel()
+        self._scopes.clear()
+        self._timers.clear()
+        self._done.set()
+        parent = self._parent
+        if parent is not None and not self._detached and not parent._finished:
+            parent._children.pop(self._parent_item or 0, None)
+            item = self._parent_item
+            assert item is not None
+            if effect.status == "completed":
+                parent._inbox.append(ItemCompleted(item=item, output=dict(effect.data), at_ns=self._now()))
+            else:
+                parent._inbox.append(ItemFailed(item=item, error=f"sub-case {self.id!r} {effect.status}: "
+                                                f"{effect.error or 'cancelled'}", error_type="SubcaseError",
+                                                at_ns=self._now()))
+            parent._drain()
+
+    def _root_running(self) -> int:
+        root = self._root
+        return len(root._ready) + root._running_in_tree()
+
+    def _running_in_tree(self) -> int:
+        return len(self._scopes) + len(self._inbox) + sum(c._running_in_tree() for c in self._children.values())
+
+    def _notify(self) -> None:
+        case: Case | None = self
+        while case is not None:
+            waiters, case._waiters = case._waiters, []
+            for w in waiters:
+                w.set()
+            case = case._parent
+
+    async def _wait_change(self) -> None:
+        event = anyio.Event()
+        self._waiters.append(event)
+        await event.wait()
+
+    def _has_timers(self) -> bool:
+        return bool(self._timers) or any(c._has_timers() for c in self._children.values())
+
+    def _result(self) -> Result:
+        status = self._state.status
+        offered: list[WorkItem] = []
+        if status == "running":
+            status = "waiting"
+            offered = self._offered_in_tree()
+        return Result(case_id=self.id, status=status, data=dict(self._state.data), trace=list(self._trace),
+                      error=self._state.error, offered=offered)
+
+    def _offered_in_tree(self) -> list[WorkItem]:
+        out = self.work_items("offered")
+        for child in self._children.values():
+            out.extend(child._offered_in_tree())
+        return out
+
+    async def _settled(self) -> Result:
+        """Wait until the case ends or only external work (or a trigger) could move it on."""
+        while True:
+            await self.idle()
+            if self._finished or not self._has_timers():
+                return self._result()
+            await self._wait_change()
+
