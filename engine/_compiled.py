@@ -161,9 +161,9 @@ class CompiledNet:
         for t, task in enumerate(spec.tasks):
             for i, flow in enumerate(_eval_order(task.flows)):
                 where = f"$.nets.{spec.name}.tasks.{task.name}.flows[{i}]"
-                pid = place_for_task_flow(task.name, flow, where)
-                if pid is not None:
-                    flows[t].append(CompiledFlow(place=pid, to=flow.to, when=flow.when, default=flow.default))
+                target = place_for_task_flow(task.name, flow, where)
+                if target is not None:
+                    flows[t].append(CompiledFlow(place=target, to=flow.to, when=flow.when, default=flow.default))
         if problems:
             raise SpecError(problems)
 

@@ -16,7 +16,7 @@ class _Effect(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     pass
 
 
-class StartItem(_Effect, tag="start_item"):
+class StartItem(_Effect, frozen=True, kw_only=True, tag="start_item"):
     """Run the auto item ``item`` of ``task`` (attempt ``attempt``, 1-based) with ``input``.
 
     ``delay_attempt`` > 1 asks the engine to wait a backoff (computed from the task's ``retry``,
@@ -31,7 +31,7 @@ class StartItem(_Effect, tag="start_item"):
     key: str = ""
 
 
-class StartSubcase(_Effect, tag="start_subcase"):
+class StartSubcase(_Effect, frozen=True, kw_only=True, tag="start_subcase"):
     """Start a sub-case ``case`` of net ``net`` with ``data`` for the composite item ``item``."""
 
     item: int
@@ -41,26 +41,26 @@ class StartSubcase(_Effect, tag="start_subcase"):
     data: dict[str, Any]
 
 
-class CancelItem(_Effect, tag="cancel_item"):
+class CancelItem(_Effect, frozen=True, kw_only=True, tag="cancel_item"):
     """Halt the running item ``item`` (its handler, or its sub-case)."""
 
     item: int
 
 
-class ArmTimer(_Effect, tag="arm_timer"):
+class ArmTimer(_Effect, frozen=True, kw_only=True, tag="arm_timer"):
     """Deliver ``TimerFired(item)`` after ``after_ns`` nanoseconds of the engine's clock."""
 
     item: int
     after_ns: int
 
 
-class DisarmTimer(_Effect, tag="disarm_timer"):
+class DisarmTimer(_Effect, frozen=True, kw_only=True, tag="disarm_timer"):
     """Forget the timer of item ``item``."""
 
     item: int
 
 
-class CaseFinished(_Effect, tag="case_finished"):
+class CaseFinished(_Effect, frozen=True, kw_only=True, tag="case_finished"):
     """The case ended with ``status`` (completed, failed, cancelled) and final ``data``."""
 
     status: str

@@ -28,7 +28,7 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     at_ns: int = 0
 
 
-class CaseStarted(_Event, tag="case_started"):
+class CaseStarted(_Event, frozen=True, kw_only=True, tag="case_started"):
     """A case was started in ``net`` with ``data``; ``seed`` is the engine's seed (or ``None``)."""
 
     case: str
@@ -39,20 +39,20 @@ class CaseStarted(_Event, tag="case_started"):
     parent: str | None = None
 
 
-class ItemStarted(_Event, tag="item_started"):
+class ItemStarted(_Event, frozen=True, kw_only=True, tag="item_started"):
     """Someone started the offered item ``item`` (an external work item)."""
 
     item: int
 
 
-class ItemCompleted(_Event, tag="item_completed"):
+class ItemCompleted(_Event, frozen=True, kw_only=True, tag="item_completed"):
     """Item ``item`` completed with ``output`` (``None``: no output)."""
 
     item: int
     output: dict[str, Any] | None = None
 
 
-class ItemFailed(_Event, tag="item_failed"):
+class ItemFailed(_Event, frozen=True, kw_only=True, tag="item_failed"):
     """One attempt of item ``item`` failed with ``error`` (``error_type``: the exception's class)."""
 
     item: int
@@ -60,26 +60,26 @@ class ItemFailed(_Event, tag="item_failed"):
     error_type: str = "Exception"
 
 
-class ItemCancelRequested(_Event, tag="item_cancel_requested"):
+class ItemCancelRequested(_Event, frozen=True, kw_only=True, tag="item_cancel_requested"):
     """The API asked to withdraw (offered) or halt (started) item ``item``."""
 
     item: int
 
 
-class SignalReceived(_Event, tag="signal_received"):
+class SignalReceived(_Event, frozen=True, kw_only=True, tag="signal_received"):
     """The signal ``signal`` arrived, carrying ``data`` to merge into the case data."""
 
     signal: str
     data: dict[str, Any] | None = None
 
 
-class TimerFired(_Event, tag="timer_fired"):
+class TimerFired(_Event, frozen=True, kw_only=True, tag="timer_fired"):
     """The timer armed for item ``item`` expired."""
 
     item: int
 
 
-class CaseCancelRequested(_Event, tag="case_cancel_requested"):
+class CaseCancelRequested(_Event, frozen=True, kw_only=True, tag="case_cancel_requested"):
     """The API asked to cancel the whole case."""
 
 
