@@ -39,7 +39,7 @@ from ._events import (
     TimerFired,
 )
 from ._handlers import ItemContext, _Entry
-from ._runner import TraceRecord
+from ._runner import Step, TraceRecord
 from ._store import CaseRecord
 
 if TYPE_CHECKING:
@@ -246,7 +246,7 @@ class Case:
         if self._finished:
             raise InvalidEventError(f"case {self.id!r} has ended ({self.status}): it takes no more calls")
         step = self._runner.handle(self._state, event)  # raises InvalidEventError before any change
-        self._applied(event, step.trace, step.effects)
+        self._applied(event, step)
         self._drain()
 
     def _post(self, event: Event) -> None:
@@ -266,19 +266,26 @@ class Case:
                     step = self._runner.handle(self._state, event)
                 except InvalidEventError:
                     continue  # a late result for an item withdrawn meanwhile: nothing to do
-                self._applied(event, step.trace, step.effects)
+                self._applied(event, step)
         finally:
             self._draining = False
         self._notify()
 
-    def _applied(self, event: Event, trace: list[TraceRecord], effects: list[Effect]) -> None:
+    def _applied(self, event: Event, step: Step) -> None:
         self._engine.store.append(self.id, event)
+        done = 0
+        for effect, pos in zip(step.effects, step.positions, strict=True):
+            if pos > done:
+                self._extend_trace(step.trace[done:pos])
+                done = pos
+            self._effect(effect)  # a sub-case's events land right after what caused them
+        self._extend_trace(step.trace[done:])
+
+    def _extend_trace(self, records: list[TraceRecord]) -> None:
         case: Case | None = self
         while case is not None:
-            case._trace.extend(trace)
+            case._trace.extend(records)
             case = case._parent
-        for effect in effects:
-            self._effect(effect)
 
     def _begin(self, data: dict[str, Any]) -> None:
         started = CaseStarted(case=self.id, net=self.net, data=data, seed=self._engine.seed,

@@ -62,11 +62,30 @@ MAX_FIRINGS_PER_STEP = 5_000_000  # a livelock of routing tasks fails the case i
 
 
 class Step(msgspec.Struct, kw_only=True):
-    """The result of one ``handle``: the successor state, the effects, the new trace records."""
+    """The result of one ``handle``: the successor state, the effects, the new trace records.
+
+    ``positions[i]`` is how many of this step's trace records precede ``effects[i]``, so the
+    engine can interleave what an effect causes (a sub-case's events) at the right place.
+    """
 
     state: CaseState
     effects: list[Effect]
     trace: list[TraceRecord]
+    positions: list[int] = msgspec.field(default_factory=list)
+
+
+class _Effects(list[Effect]):
+    """The step's effects; each append also notes how many trace records precede it."""
+
+    __slots__ = ("_runner",)
+
+    def __init__(self, runner: NetRunner) -> None:
+        super().__init__()
+        self._runner = runner
+
+    def append(self, effect: Effect) -> None:
+        self._runner._positions.append(len(self._runner._trace))
+        super().append(effect)
 
 
 class _CaseEnded(Exception):
@@ -106,6 +125,7 @@ class NetRunner:
         self._s: CaseState | None = None
         self._effects: list[Effect] = []
         self._trace: list[TraceRecord] = []
+        self._positions: list[int] = []
         self._queue: deque[int] = deque()
         self._queued = bytearray(net.n_tasks)
 
@@ -132,8 +152,9 @@ class NetRunner:
                 item); the state is left unchanged.
         """
         self._s = state
-        self._effects = []
+        self._effects = _Effects(self)
         self._trace = []
+        self._positions = []
         self._reached_end = False
         if state.status != "running" and not isinstance(event, CaseStarted):
             raise InvalidEventError(f"case {state.case!r} is {state.status}: it takes no more events")
@@ -144,7 +165,7 @@ class NetRunner:
         except _CaseEnded:
             self._queue.clear()
             self._queued = bytearray(self.net.n_tasks)
-        step = Step(state=state, effects=self._effects, trace=self._trace)
+        step = Step(state=state, effects=self._effects, trace=self._trace, positions=self._positions)
         self._s = None
         return step
 
@@ -241,6 +262,22 @@ class NetRunner:
         for p in places:
             for t in self._watch_place[p]:
                 self._touch(t)
+
+    def _lost(self, places: list[int]) -> None:
+        """Tokens left ``places``: withdraw now the unclaimed items they stood for.
+
+        Done at once, not in the settle loop, so a deferred choice's losers and a cancellation's
+        victims are withdrawn in the trace right after their cause (WCP-16, WCP-25).
+        """
+        s = self._s
+        assert s is not None
+        self._changed(places)
+        for p in places:
+            for u in self.net.consumers[p]:
+                waiting = s.waiting[u]
+                if waiting and len(waiting) > self._capacity(s, u):
+                    while len(waiting) > self._capacity(s, u):
+                        self._withdraw(s, s.items[waiting[-1]])
 
     def _busy(self, t: int, n: int) -> None:
         s = self._s
@@ -393,27 +430,32 @@ class NetRunner:
             self._effects.append(StartSubcase(item=item.id, task=item.task, net=spec.net,
                                               case=f"{s.case}/{item.id}", data=item.data))
 
-    def _claim(self, s: CaseState, item: ItemRecord) -> None:
-        """Consume the tokens an unclaimed item stands for; alternatives lose them (WCP-16)."""
-        t = item.tid
-        self._changed(s.marking.consume(t))
-        s.waiting[t].remove(item.id)
+    def _claim(self, s: CaseState, item: ItemRecord) -> list[int]:
+        """Consume the tokens an unclaimed item stands for; return the places that lost tokens.
+
+        The caller records the item's own event, then passes the places to :meth:`_lost`, so a
+        deferred choice's losers are withdrawn right after the winner's start (WCP-16).
+        """
+        if item.claimed:
+            return []
+        s.waiting[item.tid].remove(item.id)
         item.claimed = True
+        return s.marking.consume(item.tid)
 
     def _start_offered(self, s: CaseState, item: ItemRecord, at_ns: int) -> None:
         """An offered item is started through the API."""
-        if not item.claimed:
-            self._claim(s, item)
+        lost = self._claim(s, item)
         item.state = "started"
         item.first_at_ns = at_ns
         item.data = self._input_for(s, item.tid)
         item.busy = True
         self._busy(item.tid, 1)
         self._record("item.started", task=item.task, item=item.id)
+        self._lost(lost)
 
     def _trigger(self, s: CaseState, item: ItemRecord) -> None:
         """The trigger of a waiting item arrived: claim it and let it run as its kind says."""
-        self._claim(s, item)
+        lost = self._claim(s, item)
         kind = self.net.kind[item.tid]
         if kind == KIND_EXTERNAL:
             item.state = "offered"
@@ -421,6 +463,7 @@ class NetRunner:
         elif kind != KIND_TIMER:  # a timed task with a trigger: its timer still decides
             del s.items[item.id]
             self._begin(s, item, announced=True)
+        self._lost(lost)
 
     def _loop_skips(self, s: CaseState, t: int) -> bool:
         loop = self.net.tasks[t].loop
@@ -471,7 +514,7 @@ class NetRunner:
         for u in net.cancel_tasks[t]:
             for other in [s.items[i] for i in list(s.items) if s.items[i].tid == u]:
                 self._withdraw(s, other)
-        self._changed(s.marking.cancel(t))
+        self._lost(s.marking.cancel(t))
         split = net.split[t]
         flows = net.flows[t]
         if split == SPLIT_AND or split == SPLIT_THREADS:
@@ -525,11 +568,11 @@ class NetRunner:
                 self._withdraw(s, item)
 
     def _cancel_request(self, s: CaseState, item: ItemRecord) -> None:
-        if not item.claimed:
-            # Withdrawing an offered item removes the token it stands for (in a deferred choice,
-            # every alternative goes with it, since they share it: the mirror withdraws them).
-            self._claim(s, item)
+        # Withdrawing an offered item removes the token it stands for (in a deferred choice,
+        # every alternative goes with it, since they share it).
+        lost = self._claim(s, item)
         self._withdraw(s, item)
+        self._lost(lost)
 
     def _fail_item(self, s: CaseState, item: ItemRecord, event: ItemFailed) -> None:
         t = item.tid
@@ -580,14 +623,14 @@ class NetRunner:
 
     def _timer(self, s: CaseState, item: ItemRecord, at_ns: int) -> None:
         """The item's timer expired: it completes now (a deferred choice against the timeout)."""
-        if not item.claimed:
-            self._claim(s, item)
+        lost = self._claim(s, item)
         if item.state != "started":
             item.state = "started"
             item.first_at_ns = at_ns
             self._record("item.started", task=item.task, item=item.id)
         elif item.busy and self.net.kind[item.tid] in (KIND_AUTO, KIND_COMPOSITE):
             self._effects.append(CancelItem(item=item.id))
+        self._lost(lost)
         self._complete_item(s, item, None)
 
     def _fail_case(self, s: CaseState, error: str) -> None:

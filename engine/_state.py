@@ -50,7 +50,8 @@ class ItemRecord:
 
     def snapshot(self) -> tuple[object, ...]:
         """A comparable value of every field (used to compare states)."""
-        return (self.id, self.tid, self.task, self.net, self.state, self.instance, self.data, self.attempt,
+        return (self.id, self.tid, self.task, self.net, self.state, self.instance, _copy.deepcopy(self.data),
+                self.attempt,
                 self.claimed, self.busy, self.first_at_ns)
 
     def __repr__(self) -> str:
@@ -120,8 +121,9 @@ class CaseState:
     def snapshot(self) -> tuple[object, ...]:
         """A comparable value of the whole state (``fold(log) == live`` checks use it)."""
         return (
-            self.case, self.net, self.marking.tokens(), self.marking.busy_counts(), self.data,
-            [i.snapshot() for i in self.items.values()], self.waiting, sorted(self.signals.items()),
+            self.case, self.net, self.marking.tokens(), self.marking.busy_counts(), _copy.deepcopy(self.data),
+            [i.snapshot() for i in self.items.values()], [list(w) for w in self.waiting],
+            sorted(self.signals.items()),
             self.status, self.next_item, self.seq, self.seed, self.flags, self.error,
         )
 
