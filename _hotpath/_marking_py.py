@@ -105,7 +105,8 @@ class Marking:
         busy: initial busy items per task (default: none).
     """
 
-    __slots__ = ("_busy", "_busy_bits", "_marked_bits", "_net", "_pre", "_rp", "_rt", "_tokens")
+    __slots__ = ("_busy", "_busy_bits", "_cancel", "_join", "_join_n", "_marked_bits", "_net", "_pre", "_rp", "_rt",
+                 "_tokens")
 
     def __init__(
         self, net: KernelNet, tokens: Sequence[int] | None = None, busy: Sequence[int] | None = None
@@ -114,6 +115,11 @@ class Marking:
         ptr = net.preset_ptr.tolist()
         idx = net.preset_idx.tolist()
         self._pre: list[tuple[int, ...]] = [tuple(idx[ptr[t] : ptr[t + 1]]) for t in range(net.n_tasks)]
+        cptr = net.cancel_ptr.tolist()
+        cidx = net.cancel_idx.tolist()
+        self._cancel: list[tuple[int, ...]] = [tuple(cidx[cptr[t] : cptr[t + 1]]) for t in range(net.n_tasks)]
+        self._join: list[int] = net.join_code.tolist()
+        self._join_n: list[int] = net.join_n.tolist()
         self._rp = _rows_as_ints(net.region_places)
         self._rt = _rows_as_ints(net.region_tasks)
         self._tokens = [0] * net.n_places if tokens is None else [int(x) for x in tokens]
@@ -207,13 +213,15 @@ class Marking:
         """
         pre = self._pre[task]
         toks = self._tokens
-        code = self._net.join_code[task]
+        code = self._join[task]
         if code == JOIN_AND:
+            if len(pre) == 1:
+                return toks[pre[0]]
             return min([toks[p] for p in pre]) if pre else 0
         if code == JOIN_XOR:
             return sum([toks[p] for p in pre])
         if code == JOIN_THREADS:
-            return sum([toks[p] for p in pre]) // int(self._net.join_n[task])
+            return sum([toks[p] for p in pre]) // self._join_n[task]
         for p in pre:
             if toks[p]:
                 return 1
@@ -235,7 +243,7 @@ class Marking:
         """
         pre = self._pre[task]
         toks = self._tokens
-        code = self._net.join_code[task]
+        code = self._join[task]
         changed: list[int] = []
         if code == JOIN_AND:
             if not pre or min([toks[p] for p in pre]) < 1:
@@ -250,7 +258,7 @@ class Marking:
                     return [p]
             raise ValueError(f"task {task}: XOR-join not enabled")
         if code == JOIN_THREADS:
-            need = int(self._net.join_n[task])
+            need = self._join_n[task]
             if sum([toks[p] for p in pre]) < need:
                 raise ValueError(f"task {task}: thread merge not enabled")
             for p in pre:
@@ -276,9 +284,7 @@ class Marking:
 
     def cancel(self, task: int) -> list[int]:
         """Empty the places of ``task``'s cancellation set; return those that held tokens."""
-        ptr = self._net.cancel_ptr
-        idx = self._net.cancel_idx
-        return [int(p) for p in idx[ptr[task] : ptr[task + 1]].tolist() if self.clear(int(p))]
+        return [p for p in self._cancel[task] if self.clear(p)]
 
     # -- OR-join regions ----------------------------------------------------------------------
     def region_live(self, region: int) -> bool:
@@ -313,6 +319,9 @@ class Marking:
         other = Marking.__new__(Marking)
         other._net = self._net
         other._pre = self._pre
+        other._cancel = self._cancel
+        other._join = self._join
+        other._join_n = self._join_n
         other._rp = self._rp
         other._rt = self._rt
         other._tokens = list(self._tokens)

@@ -120,6 +120,7 @@ class NetRunner:
         self._watch_busy = tuple(tuple(sorted(w)) for w in watch_busy)
         self._triggered = {t for t, spec in enumerate(net.tasks) if spec.trigger is not None}
         self._explicit = net.spec.termination == "explicit"
+        self._cancels = tuple(bool(net.cancel_places[t] or net.cancel_tasks[t]) for t in range(net.n_tasks))
         self._reached_end = False
         # Per-step scratch, reset by ``handle``; kept on self so the hot loop avoids closures.
         self._s: CaseState | None = None
@@ -514,7 +515,8 @@ class NetRunner:
         for u in net.cancel_tasks[t]:
             for other in [s.items[i] for i in list(s.items) if s.items[i].tid == u]:
                 self._withdraw(s, other)
-        self._lost(s.marking.cancel(t))
+        if self._cancels[t]:
+            self._lost(s.marking.cancel(t))
         split = net.split[t]
         flows = net.flows[t]
         if split == SPLIT_AND or split == SPLIT_THREADS:
