@@ -8,8 +8,7 @@ store, :class:`ConnectorError` a connector. Every message says where, what, and 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import msgspec
+from dataclasses import dataclass
 
 __all__ = (
     "ConfigError",
@@ -27,7 +26,8 @@ class YawlflowError(Exception):
     """Base of every error yawlflow raises on purpose."""
 
 
-class Problem(msgspec.Struct, frozen=True, kw_only=True):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Problem:
     """One located problem found in a spec.
 
     Attributes:

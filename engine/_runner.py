@@ -403,6 +403,8 @@ class NetRunner:
         spec = self.net.tasks[t]
         kind = self.net.kind[t]
         if kind == KIND_ROUTING:
+            if spec.output is not None:
+                self._merge_output(s, t, None)  # a routing task may still map case data
             self._record("item.completed", task=item.task, item=item.id)
             self._route(s, t, item, None)
             return
