@@ -1,0 +1,574 @@
+"""The ``yawlflow`` command: run, validate and draw specs; list the 43 patterns.
+
+Exit codes (ARCHITECTURE.md §4): 0 the case completed; 1 it failed or was cancelled; 2 bad input
+(a bad spec, bad ``--data``, bad arguments or configuration, a missing file), with every located
+problem printed to stderr, one per line, never a traceback; 3 the case waits for external work
+(``run`` lists the offered items).
+
+``yawlflow --help`` must answer at once, so this module imports only the standard library at its
+top; each subcommand imports what it needs (the engine, YAML, orjson) when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from ._case import Result
+    from ._errors import Problem
+    from ._spec._model import Spec
+
+__all__ = (
+    "EXIT_BAD_INPUT",
+    "EXIT_COMPLETED",
+    "EXIT_FAILED",
+    "EXIT_WAITING",
+    "main",
+)
+
+EXIT_COMPLETED = 0
+"""The case completed (or, for other commands, all went well)."""
+EXIT_FAILED = 1
+"""The case failed or was cancelled."""
+EXIT_BAD_INPUT = 2
+"""Bad input: a bad spec, ``--data``, argument or configuration, or a missing file."""
+EXIT_WAITING = 3
+"""The case can only go on with external work: ``run`` stopped and listed the offered items."""
+
+STRATEGIES = ("inline", "thread", "process", "ray")
+BACKENDS = ("asyncio", "trio")
+FORMATS = ("mermaid", "dot", "svg")
+CONFIG_ENV = "YAWLFLOW_CONFIG"
+CONFIG_FILE = "yawlflow.yaml"
+
+_EPILOG = """\
+exit codes:
+  0  the case completed (other commands: success)
+  1  the case failed or was cancelled
+  2  bad input: spec, --data, arguments, configuration or a missing file
+  3  the case waits for external work (run lists the offered items)
+
+configuration: --config FILE, else $YAWLFLOW_CONFIG, else ./yawlflow.yaml when present.
+docs: docs/cli.md, docs/spec-reference.md
+"""
+
+
+class _BadInput(Exception):
+    """Bad input: each line of ``lines`` is printed to stderr, and the exit code is 2."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are raised (so ``main`` returns 2), not exits."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _BadInput(f"{self.prog}: error: {message}", f"(see: {self.prog} --help)")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="yawlflow",
+        description="yawlflow: run YAWL workflow nets (all 43 control-flow patterns).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = commands.add_parser(
+        "run",
+        help="run a case of a spec to its end (or until it waits for external work)",
+        description="Run a case of SPEC in a fresh engine and report how it ended.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("spec", metavar="SPEC", help="the spec file (.yaml, .yml or .json)")
+    run.add_argument(
+        "--data", metavar="JSON|@FILE", help="the case's initial data: a JSON object, or @file.json"
+    )
+    run.add_argument(
+        "--json", action="store_true", help="print one JSON object: case_id, status, data, trace"
+    )
+    run.add_argument("--seed", type=int, metavar="N", help="run deterministically with this seed")
+    run.add_argument(
+        "--store", metavar="URL", default="memory://", help="the case store (default: memory://)"
+    )
+    run.add_argument("--strategy", choices=STRATEGIES, help="the engine's default execution strategy")
+    run.add_argument(
+        "--backend", choices=BACKENDS, default="asyncio", help="the async backend (default: asyncio)"
+    )
+    run.add_argument(
+        "--config", metavar="FILE", help=f"the engine configuration (default: ${CONFIG_ENV}, ./{CONFIG_FILE})"
+    )
+
+    validate = commands.add_parser(
+        "validate",
+        help="check specs; print every problem with its file, line and path",
+        description="Load, validate and compile each SPEC; print every problem found.",
+    )
+    validate.add_argument("specs", metavar="SPEC", nargs="+", help="spec files")
+
+    show = commands.add_parser(
+        "show",
+        help="draw a spec (mermaid, dot, or svg through Graphviz)",
+        description="Draw SPEC in YAWL notation: Mermaid flowchart, Graphviz DOT, or SVG (needs `dot`).",
+    )
+    show.add_argument("spec", metavar="SPEC", help="the spec file")
+    show.add_argument(
+        "--format", choices=FORMATS, default="mermaid", help="the output format (default: mermaid)"
+    )
+    show.add_argument("--net", metavar="NAME", help="draw only this net (default: every net)")
+
+    commands.add_parser(
+        "patterns",
+        help="list the 43 workflow control-flow patterns and how yawlflow writes each",
+        description="The 43 workflow control-flow patterns (Russell et al., 2006): how a spec writes each.",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``yawlflow`` command line.
+
+    Args:
+        argv: the arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 completed (or success), 1 failed or cancelled, 2 bad input, 3 waiting.
+
+    Raises:
+        Exception: only for a bug in yawlflow, which propagates with its traceback. Bad input,
+            failed handlers and failed cases are reported and give an exit code instead.
+    """
+    parser = _build_parser()
+    try:
+        try:
+            args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        except SystemExit as exc:  # --help, or argparse's own exit
+            return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+        if args.version:
+            from . import __version__
+
+            print(f"yawlflow {__version__}")
+            return EXIT_COMPLETED
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_BAD_INPUT
+        command = {"run": _run, "validate": _validate, "show": _show, "patterns": _patterns}[args.command]
+        return command(args)
+    except _BadInput as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `yawlflow patterns | head`: the reader left; that is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_COMPLETED
+    except KeyboardInterrupt:
+        print("yawlflow: interrupted", file=sys.stderr)
+        return 130
+
+
+# -- shared helpers ----------------------------------------------------------------------------
+
+
+def _problems(problems: Sequence[Problem]) -> _BadInput:
+    return _BadInput(*(str(p) for p in problems))
+
+
+def _load_spec(path: str) -> Spec:
+    """Load and compile the spec at ``path``; a bad spec is bad input, listing every problem."""
+    from ._compiled import compile_spec
+    from ._errors import SpecError
+    from ._spec import load
+
+    try:
+        spec = load(path)
+        compile_spec(spec)  # the compiler's own checks (a flow into a missing place...) too
+    except SpecError as exc:
+        raise _problems(exc.problems) from None
+    return spec
+
+
+def _read_data(text: str | None) -> dict[str, Any]:
+    """``--data``: a JSON object, or ``@file`` holding one."""
+    if text is None:
+        return {}
+    import orjson
+
+    where = "--data"  # a file's messages name the file instead
+    raw: str | bytes = text
+    if text.startswith("@"):
+        where = text[1:]
+        try:
+            with open(where, "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            raise _BadInput(f"{where}: --data: cannot read the file: {exc.strerror or exc}") from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _BadInput(
+            f"{where}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg} "
+            """(--data takes a JSON object, e.g. --data '{"amount": 120}', or @file.json)"""
+        ) from None
+    if not isinstance(data, dict):
+        raise _BadInput(
+            f"{where}: expected a JSON object, got {_json_type(data)} "
+            """(--data takes a JSON object, e.g. --data '{"amount": 120}')"""
+        )
+    return data
+
+
+def _json_type(value: object) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+def _config_path(explicit: str | None) -> str | None:
+    """The configuration file to use: ``--config``, else ``$YAWLFLOW_CONFIG``, else ./yawlflow.yaml."""
+    if explicit is not None:
+        if not os.path.isfile(explicit):
+            raise _BadInput(f"{explicit}: --config: no such file")
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        if not os.path.isfile(from_env):
+            raise _BadInput(
+                f"{from_env}: ${CONFIG_ENV}: no such file (unset it, or point it at a configuration)"
+            )
+        return from_env
+    return CONFIG_FILE if os.path.isfile(CONFIG_FILE) else None
+
+
+_CONFIG_SECTIONS = ("handlers", "execution")
+_EXECUTION_KEYS = ("strategy", *STRATEGIES[1:])
+
+
+def _load_config(path: str) -> dict[str, Any]:
+    """Read and check a configuration file; every problem is located (file, line, path)."""
+    from ._errors import SpecError
+    from ._spec._report import Reporter, describe, did_you_mean
+    from ._spec._yaml import compose
+
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _BadInput(f"{path}: cannot read the configuration: {exc}") from None
+    try:
+        data, marks, found = compose(text, path)
+    except SpecError as exc:
+        raise _problems(exc.problems) from None
+    report = Reporter(path, marks)
+    report.problems.extend(found)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        report.error(
+            (), f"a configuration is a mapping, got {describe(data)}", "e.g. handlers: {allow: [my.module]}"
+        )
+        raise _problems(report.sorted_problems())
+
+    def unknown(where: tuple[str | int, ...], key: str, known: Sequence[str]) -> None:
+        guess = did_you_mean(key, known)
+        hint = f"did you mean {guess!r}?" if guess else f"use one of: {', '.join(known)}"
+        report.error((*where, key), f"unknown key {key!r}", hint, key=True)
+
+    for key in data:
+        if key not in _CONFIG_SECTIONS:
+            unknown((), key, _CONFIG_SECTIONS)
+    handlers = data.get("handlers")
+    if handlers is not None:
+        if not isinstance(handlers, dict):
+            report.error(
+                ("handlers",),
+                f"expected a mapping, got {describe(handlers)}",
+                "write handlers: {allow: [my.module]}",
+            )
+        else:
+            for key in handlers:
+                if key != "allow":
+                    unknown(("handlers",), key, ("allow",))
+            allow = handlers.get("allow", [])
+            if not isinstance(allow, list):
+                report.error(
+                    ("handlers", "allow"),
+                    f"expected a list of module names, got {describe(allow)}",
+                    "write allow: [my.module]",
+                )
+            else:
+                for i, module in enumerate(allow):
+                    if not isinstance(module, str) or not all(
+                        part.isidentifier() for part in module.split(".")
+                    ):
+                        report.error(
+                            ("handlers", "allow", i),
+                            f"expected a module name, got {describe(module)}",
+                            "a dotted module name, e.g. my_package.handlers",
+                        )
+    execution = data.get("execution")
+    if execution is not None:
+        if not isinstance(execution, dict):
+            report.error(
+                ("execution",),
+                f"expected a mapping, got {describe(execution)}",
+                "write execution: {strategy: thread}",
+            )
+        else:
+            for key in execution:
+                if key not in _EXECUTION_KEYS:
+                    unknown(("execution",), key, _EXECUTION_KEYS)
+            strategy = execution.get("strategy")
+            if strategy is not None and strategy not in STRATEGIES:
+                report.error(
+                    ("execution", "strategy"),
+                    f"unknown strategy {strategy!r}",
+                    f"use one of: {', '.join(STRATEGIES)}",
+                )
+    if report.problems:
+        raise _problems(report.sorted_problems())
+    return dict(data)
+
+
+@contextmanager
+def _handler_path(config_path: str | None, config: Mapping[str, Any]) -> Iterator[None]:
+    """While running: the configuration's folder on ``sys.path``, when it allows handler modules.
+
+    So ``module:function`` handlers in files next to ``yawlflow.yaml`` import.
+    """
+    allow = (config.get("handlers") or {}).get("allow") or []
+    if config_path is None or not allow:
+        yield
+        return
+    folder = os.path.dirname(os.path.abspath(config_path))
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from ._errors import ConfigError, InvalidEventError, SpecError, StoreError
+
+    data = _read_data(args.data)
+    config_path = _config_path(args.config)
+    config = _load_config(config_path) if config_path is not None else {}
+    if args.strategy is not None:
+        config["execution"] = {**(config.get("execution") or {}), "strategy": args.strategy}
+    if args.backend == "trio" and importlib.util.find_spec("trio") is None:
+        raise _BadInput("--backend trio: trio is not installed: pip install 'yawlflow[trio]'")
+    spec = _load_spec(args.spec)
+    try:
+        with _handler_path(config_path, config):
+            result = _run_case(
+                spec, data, seed=args.seed, store=args.store, config=config, backend=args.backend
+            )
+    except SpecError as exc:
+        raise _problems(exc.problems) from None
+    except ConfigError as exc:
+        # the engine's own configuration checks say "config...": name the file they came from
+        where = f"{config_path}: " if config_path is not None and str(exc).startswith("config") else ""
+        raise _BadInput(f"yawlflow: {where}{exc}") from None
+    except InvalidEventError as exc:
+        raise _BadInput(f"yawlflow: {exc}") from None
+    except StoreError as exc:
+        print(f"yawlflow: store error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        _print_json(result)
+    else:
+        _write_bytes(_summary(result, spec).encode())
+    if result.status == "completed":
+        return EXIT_COMPLETED
+    if result.status == "waiting":
+        return EXIT_WAITING
+    return EXIT_FAILED
+
+
+def _run_case(
+    spec: Spec, data: dict[str, Any], *, seed: int | None, store: str, config: dict[str, Any], backend: str
+) -> Result:
+    import importlib.util
+
+    import anyio
+
+    from ._engine import Engine
+
+    async def go() -> Result:
+        async with Engine(store=store, seed=seed, config=config) as engine:
+            case = await engine.start(spec, data)
+            # Until the case ends or only external work (or a signal) could move it on; armed
+            # timers are waited for. (The same wait as yf.run's.)
+            return await case._settled()
+
+    options: dict[str, Any] = {}
+    if backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:
+        options["use_uvloop"] = True
+    return anyio.run(go, backend=backend, backend_options=options)
+
+
+def _print_json(result: Result) -> None:
+    import msgspec
+    import orjson
+
+    payload: dict[str, Any] = {
+        "case_id": result.case_id,
+        "status": result.status,
+        "data": result.data,
+        "trace": result.trace,
+    }
+    if result.error is not None:
+        payload["error"] = result.error
+    if result.status == "waiting":
+        payload["offered"] = msgspec.to_builtins(result.offered)
+    try:
+        text = orjson.dumps(payload, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # an integer beyond 64 bits, which orjson refuses; msgspec writes it
+        text = msgspec.json.encode(payload) + b"\n"
+    _write_bytes(text)
+
+
+def _write_bytes(data: bytes) -> None:
+    """Write bytes to stdout (through its buffer when it has one: pytest's capture may not)."""
+    sys.stdout.flush()
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        sys.stdout.write(data.decode())
+    else:
+        buffer.write(data)
+    sys.stdout.flush()
+
+
+def _summary(result: Result, spec: Spec) -> str:
+    """The human summary of ``run``: status, the path of completed tasks, error or offers, data."""
+    import orjson
+
+    status = {"waiting": "waiting for external work"}.get(result.status, result.status)
+    lines = [f"case {result.case_id}: {status}"]
+    path = []
+    for record in result.trace:
+        if record["event"] == "item.completed" and record["task"] is not None:
+            task = str(record["task"])
+            path.append(task if record["net"] == spec.root else f"{record['net']}.{task}")
+    lines.append(f"path: {' -> '.join(path) if path else '(no task completed)'}")
+    if result.error is not None:
+        lines.append(f"error: {result.error}")
+    if result.status == "waiting":
+        if result.offered:
+            lines.append("offered:")
+            for item in result.offered:
+                instance = f"[{item.instance}]" if item.instance is not None else ""
+                lines.append(f"  item {item.id}: {item.task}{instance} (net {item.net}, case {item.case})")
+        else:
+            lines.append("offered: none (the case waits for a signal)")
+    lines.append(f"data: {orjson.dumps(result.data, default=str).decode()}")
+    return "\n".join(lines) + "\n"
+
+
+# -- validate ----------------------------------------------------------------------------------
+
+
+def _validate(args: argparse.Namespace) -> int:
+    bad = 0
+    for path in args.specs:
+        try:
+            spec = _load_spec(path)
+        except _BadInput as exc:
+            bad += 1
+            for line in exc.lines:
+                print(line, file=sys.stderr)
+            continue
+        tasks = sum(len(net.tasks) for net in spec.nets)
+        nets = len(spec.nets)
+        print(
+            f"{path}: ok (spec {spec.id!r}: {nets} net{'s' * (nets != 1)}, {tasks} task{'s' * (tasks != 1)})"
+        )
+    if bad:
+        print(
+            f"yawlflow: {bad} of {len(args.specs)} spec{'s' * (len(args.specs) != 1)} invalid",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    return EXIT_COMPLETED
+
+
+# -- show --------------------------------------------------------------------------------------
+
+
+def _show(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+
+    from ._show import to_dot, to_mermaid
+
+    spec = _load_spec(args.spec)
+    try:
+        if args.format == "mermaid":
+            _write_bytes(to_mermaid(spec, args.net).encode())
+            return EXIT_COMPLETED
+        dot_text = to_dot(spec, args.net)
+    except ValueError as exc:
+        raise _BadInput(f"yawlflow show: --net: {exc}") from None
+    if args.format == "dot":
+        _write_bytes(dot_text.encode())
+        return EXIT_COMPLETED
+    dot = shutil.which("dot")
+    if dot is None:
+        raise _BadInput(
+            "yawlflow show: --format svg needs Graphviz's `dot` program, which is not on PATH: install "
+            "Graphviz (e.g. apt install graphviz), or use --format dot and render it elsewhere, or "
+            "--format mermaid"
+        )
+    done = subprocess.run([dot, "-Tsvg"], input=dot_text.encode(), capture_output=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        print(f"yawlflow show: dot failed: {done.stderr.decode(errors='replace').strip()}", file=sys.stderr)
+        return EXIT_FAILED
+    _write_bytes(done.stdout)
+    return EXIT_COMPLETED
+
+
+# -- patterns ----------------------------------------------------------------------------------
+
+
+def _patterns(args: argparse.Namespace) -> int:
+    import shutil
+    import textwrap
+
+    from .patterns import PATTERN_TABLE
+
+    width = max(len(name) for _, name, _ in PATTERN_TABLE)
+    indent = 3 + 2 + width + 2
+    # On a terminal the last column wraps under itself; into a pipe each pattern is one line.
+    room = shutil.get_terminal_size().columns - indent if sys.stdout.isatty() else 0
+    print(f"{'WCP':>3}  {'pattern':<{width}}  how yawlflow writes it")
+    for number, name, how in PATTERN_TABLE:
+        lines = textwrap.wrap(how, room) if room >= 30 else [how]
+        print(f"{number:>3}  {name:<{width}}  {lines[0]}")
+        for more in lines[1:]:
+            print(" " * indent + more)
+    return EXIT_COMPLETED
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m yawlflow.cli`
+    raise SystemExit(main())
