@@ -31,10 +31,13 @@ from ._events import (
     CaseCancelRequested,
     CaseStarted,
     Event,
+    ForceCompleteRequested,
+    InstanceAdded,
     ItemCancelRequested,
     ItemCompleted,
     ItemFailed,
     ItemStarted,
+    SignalForwarded,
     SignalReceived,
     TimerFired,
 )
@@ -119,10 +122,14 @@ class Case:
         self._trace: list[TraceRecord] = []
         self._inbox: deque[Event] = deque()
         self._draining = False
+        self._forwarding = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._pending: list[tuple[Any, tuple[Any, ...]]] = []
         self._scopes: dict[int, anyio.CancelScope] = {}
-        self._timers: dict[int, anyio.CancelScope] = {}
+        self._timers: dict[int, int] = {}  # item -> deadline (ns), served by one sleeper per case
+        self._timer_loop_started = False
+        self._timer_scope: anyio.CancelScope | None = None
+        self._timer_wakeup: anyio.Event | None = None
         self._children: dict[int, Case] = {}
         self._finished = False
         self._detached = False
@@ -203,10 +210,43 @@ class Case:
         if not isinstance(name, str) or not name:
             raise InvalidEventError(f"a signal name must be a non-empty string, not {name!r}")
         payload = _check_data(data, f"the data of signal {name!r}") or None
-        self._api(SignalReceived(signal=name, data=payload, at_ns=self._now()))
-        for child in list(self._children.values()):
-            if not child._finished:
-                await child.signal(name, payload)
+        if self._finished:
+            raise InvalidEventError(f"case {self.id!r} has ended ({self.status}): it takes no more calls")
+        # One signal for the whole case tree: every transient waiter in it gets it; one case (the
+        # first with a persistent waiter, else the first that declares such a trigger) consumes
+        # or keeps it for a persistent trigger.
+        tree = self._tree()
+        waits = {c.id: c._runner.waiting_for(c._state, name) for c in tree}
+        owner = next((c for c in tree if waits[c.id][1]), None)
+        keeper = self if owner is None and self._spec_keeps(name) else None
+        for case in tree:
+            if case is self or case is owner or waits[case.id][0]:
+                case._api(SignalReceived(signal=name, data=payload, persistent=case is owner or case is keeper,
+                                         keep=case is keeper, at_ns=self._now()))
+        self._root._forward_signals()
+
+    async def add_instance(self, task: str, data: Mapping[str, Any] | None = None) -> None:
+        """Add an instance to the running dynamic multiple-instance task ``task`` (WCP-15).
+
+        The instance's input is the task's input overlaid with ``data`` (``item`` defaults to the
+        instance number).
+
+        Raises:
+            InvalidEventError: no dynamic instance task of that name is running, its ``max`` is
+                reached, or ``data`` is not a JSON object.
+        """
+        payload = _check_data(data, f"the data of the new instance of {task!r}")
+        self._api(InstanceAdded(task=task, data=payload, at_ns=self._now()))
+
+    async def force_complete(self, task: str) -> None:
+        """Complete the running multiple-instance task ``task`` now (WCP-27).
+
+        Its live instances are withdrawn, the completed ones gathered, and its successors enabled.
+
+        Raises:
+            InvalidEventError: no multiple-instance task of that name is running.
+        """
+        self._api(ForceCompleteRequested(task=task, at_ns=self._now()))
 
     async def cancel(self) -> None:
         """Cancel the whole case (WCP-20): every item, timer and sub-case is withdrawn.
@@ -269,6 +309,8 @@ class Case:
                 self._applied(event, step)
         finally:
             self._draining = False
+        if self._root._state.signals or any(c._state.signals for c in self._root._tree()[1:]):
+            self._root._forward_signals()
         self._notify()
 
     def _applied(self, event: Event, step: Step) -> None:
@@ -319,13 +361,14 @@ class Case:
             root = self._root
             root._ready = [(c, e) for c, e in root._ready if not (c is self and e.item == effect.item)]
         elif isinstance(effect, ArmTimer):
-            scope = anyio.CancelScope()
-            self._timers[effect.item] = scope
-            self._spawn(self._run_timer, effect.item, self._now() + effect.after_ns, scope)
+            self._timers[effect.item] = self._now() + effect.after_ns
+            if not self._timer_loop_started:
+                self._timer_loop_started = True
+                self._spawn(self._timer_loop)
+            self._poke_timers()
         elif isinstance(effect, DisarmTimer):
-            scope = self._timers.pop(effect.item, None)
-            if scope is not None:
-                scope.cancel()
+            if self._timers.pop(effect.item, None) is not None:
+                self._poke_timers()
         elif isinstance(effect, StartSubcase):
             child = Case(self._engine, self._spec, effect.net, effect.case, parent=self,
                          parent_item=effect.item, tenant=self.tenant)
@@ -440,12 +483,36 @@ class Case:
             raise TimeoutError(f"task {effect.task!r} timed out after {timeout_ns / 1e9:g}s")
         return value
 
-    async def _run_timer(self, item: int, deadline: int, scope: anyio.CancelScope) -> None:
-        with scope:
-            await self._engine.clock.sleep_until(deadline)
-            if self._timers.get(item) is scope:
-                del self._timers[item]
-                self._post(TimerFired(item=item, at_ns=self._now()))
+    def _poke_timers(self) -> None:
+        if self._timer_scope is not None:
+            self._timer_scope.cancel()
+        elif self._timer_wakeup is not None:
+            self._timer_wakeup.set()
+
+    async def _timer_loop(self) -> None:
+        """Sleep until the earliest deadline; fire what is due in (deadline, item) order.
+
+        One sleeper per case, not one task per timer: timers due at the same instant then fire
+        in a fixed order, whatever order the backend would have woken their tasks in.
+        """
+        clock = self._engine.clock
+        while True:
+            if not self._timers:
+                self._timer_wakeup = anyio.Event()
+                await self._timer_wakeup.wait()
+                self._timer_wakeup = None
+                continue
+            with anyio.CancelScope() as scope:
+                self._timer_scope = scope
+                await clock.sleep_until(min(self._timers.values()))
+            self._timer_scope = None
+            if scope.cancelled_caught:
+                continue  # the set of timers changed: look again
+            now = self._now()
+            for deadline, item in sorted((d, i) for i, d in self._timers.items() if d <= now):
+                if self._timers.get(item) == deadline:
+                    del self._timers[item]
+                    self._post(TimerFired(item=item, at_ns=now))
 
     async def _driver(self) -> None:
         """Seeded mode: run the tree's ready items one at a time, in a seed-chosen order."""
@@ -486,7 +553,7 @@ class Case:
     def _finish(self, effect: CaseFinished) -> None:
         self._finished = True
         self._engine.store.set_status(self.id, effect.status)
-        for scope in list(self._scopes.values()) + list(self._timers.values()):
+        for scope in list(self._scopes.values()):
             scope.cancel()
         self._scopes.clear()
         self._timers.clear()
@@ -523,6 +590,38 @@ class Case:
         event = anyio.Event()
         self._waiters.append(event)
         await event.wait()
+
+    def _spec_keeps(self, name: str) -> bool:
+        return any(
+            t.trigger is not None and t.trigger.persistent and t.trigger.signal == name
+            for net in self._spec.spec.nets for t in net.tasks
+        )
+
+    def _forward_signals(self) -> None:
+        """Hand persistent signals kept by a case to a sub-case whose trigger task now waits (WCP-24)."""
+        if self._forwarding:
+            return
+        self._forwarding = True
+        try:
+            moved = True
+            while moved:
+                moved = False
+                for keeper in self._tree():
+                    for name in sorted(keeper._state.signals):
+                        taker = next((c for c in keeper._tree()[1:] if c._runner.waiting_for(c._state, name)[1]), None)
+                        if taker is not None and not keeper._finished and not taker._finished:
+                            keeper._api(SignalForwarded(signal=name, at_ns=self._now()))
+                            taker._api(SignalReceived(signal=name, persistent=True, at_ns=self._now()))
+                            moved = True
+        finally:
+            self._forwarding = False
+
+    def _tree(self) -> list[Case]:
+        out: list[Case] = [self]
+        for child in list(self._children.values()):
+            if not child._finished:
+                out.extend(child._tree())
+        return out
 
     def _has_timers(self) -> bool:
         return bool(self._timers) or any(c._has_timers() for c in self._children.values())

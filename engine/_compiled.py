@@ -105,12 +105,16 @@ class CompiledNet:
         split: per task, the ``SPLIT_*`` code; ``split_n`` its N for thread splits.
         join: per task, the ``JOIN_*`` code; ``join_n`` its N for threads and partial joins.
         consumers: per place, the tasks it feeds (ascending ids).
+        mutex_of: per task, the (mutex name, region index) pairs it belongs to; ``mutex_regions``
+            each mutex's regions as tuples of task ids.
+        partial_branches: per partial-join task, each input's branch (places, tasks).
         producers: per place, the tasks that put tokens in it (ascending ids).
         cancel_places / cancel_tasks: per task, its cancellation set; ``cancel_case`` per task,
             whether it cancels its whole net.
         orjoin_regions: per OR-join task, ``(input place, region id)`` pairs into the kernel
             net's region rows.
-        region_tasks_of: per region id, the tasks in it (for the exact OR-join analysis).
+        region_tasks_of: per region id, the tasks in it (for the exact OR-join analysis);
+            ``region_places_of`` the places.
         kernel: the flat arrays the hot-path kernels read.
     """
 
@@ -214,11 +218,26 @@ class CompiledNet:
             tuple(places[m] for m in t.milestone if m in places) for t in spec.tasks
         )
 
+        # Mutexes (WCP-17, 39, 40): per task, the (mutex, region index) pairs it belongs to.
+        mutex_of: list[list[tuple[str, int]]] = [[] for _ in range(n_tasks)]
+        mutex_regions: dict[str, tuple[tuple[int, ...], ...]] = {}
+        for mname, regions in spec.mutex.items():
+            rows: list[tuple[int, ...]] = []
+            for r, region in enumerate(regions):
+                ids = tuple(task_ids[x] for x in region if x in task_ids)
+                rows.append(ids)
+                for u in ids:
+                    mutex_of[u].append((mname, r))
+            mutex_regions[mname] = tuple(rows)
+        self.mutex_of: tuple[tuple[tuple[str, int], ...], ...] = tuple(tuple(m) for m in mutex_of)
+        self.mutex_regions = mutex_regions
+
         # OR-join regions: for each input p of an OR-join t, the places and tasks from which p can
         # be reached without passing through t (Wynn et al.'s restriction of the reset net).
         regions_p: list[npt.NDArray[np.uint64]] = []
         regions_t: list[npt.NDArray[np.uint64]] = []
         region_tasks_of: list[tuple[int, ...]] = []
+        region_places_of: list[tuple[int, ...]] = []
         orjoin_regions: dict[int, tuple[tuple[int, int], ...]] = {}
         for t in range(n_tasks):
             if self.join[t] != JOIN_OR:
@@ -230,9 +249,17 @@ class CompiledNet:
                 regions_p.append(_bits(rp, n_places))
                 regions_t.append(_bits(rt, n_tasks))
                 region_tasks_of.append(tuple(sorted(rt)))
+                region_places_of.append(tuple(sorted(rp)))
             orjoin_regions[t] = tuple(pairs)
         self.orjoin_regions = orjoin_regions
+        # Cancelling partial joins (WCP-29, 32): each input's branch is its backward region.
+        self.partial_branches: dict[int, tuple[tuple[frozenset[int], frozenset[int]], ...]] = {
+            t: tuple((frozenset(rp), frozenset(rt)) for rp, rt in (self._backward_region(p, t) for p in self.preset[t]))
+            for t in range(n_tasks)
+            if self.join[t] == JOIN_PARTIAL
+        }
         self.region_tasks_of: tuple[tuple[int, ...], ...] = tuple(region_tasks_of)
+        self.region_places_of: tuple[tuple[int, ...], ...] = tuple(region_places_of)
         pre_ptr, pre_idx = _csr(list(self.preset))
         can_ptr, can_idx = _csr(
             [tuple(sorted(set(cancel_places[t]) | {p for u in cancel_tasks[t] for p in self.preset[u]}))

@@ -15,10 +15,13 @@ __all__ = (
     "CaseCancelRequested",
     "CaseStarted",
     "Event",
+    "ForceCompleteRequested",
+    "InstanceAdded",
     "ItemCancelRequested",
     "ItemCompleted",
     "ItemFailed",
     "ItemStarted",
+    "SignalForwarded",
     "SignalReceived",
     "TimerFired",
 )
@@ -67,16 +70,41 @@ class ItemCancelRequested(_Event, frozen=True, kw_only=True, tag="item_cancel_re
 
 
 class SignalReceived(_Event, frozen=True, kw_only=True, tag="signal_received"):
-    """The signal ``signal`` arrived, carrying ``data`` to merge into the case data."""
+    """The signal ``signal`` arrived, carrying ``data`` to merge into the case data.
+
+    ``persistent``: this case may consume (or keep) it for a persistent trigger. A signal sent to
+    a case tree is one signal: the engine lets only one case of the tree consume or keep it.
+    """
 
     signal: str
     data: dict[str, Any] | None = None
+    persistent: bool = True
+    keep: bool = False
+
+
+class SignalForwarded(_Event, frozen=True, kw_only=True, tag="signal_forwarded"):
+    """A persistent signal this case kept was handed to a sub-case whose trigger now waits."""
+
+    signal: str
 
 
 class TimerFired(_Event, frozen=True, kw_only=True, tag="timer_fired"):
     """The timer armed for item ``item`` expired."""
 
     item: int
+
+
+class InstanceAdded(_Event, frozen=True, kw_only=True, tag="instance_added"):
+    """The API added an instance with ``data`` to the running dynamic MI task ``task`` (WCP-15)."""
+
+    task: str
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ForceCompleteRequested(_Event, frozen=True, kw_only=True, tag="force_complete_requested"):
+    """The API force-completed the running MI task ``task`` (WCP-27)."""
+
+    task: str
 
 
 class CaseCancelRequested(_Event, frozen=True, kw_only=True, tag="case_cancel_requested"):
@@ -90,6 +118,9 @@ Event = (
     | ItemFailed
     | ItemCancelRequested
     | SignalReceived
+    | SignalForwarded
     | TimerFired
+    | InstanceAdded
+    | ForceCompleteRequested
     | CaseCancelRequested
 )

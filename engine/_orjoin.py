@@ -136,6 +136,8 @@ class OrJoinOracle:
             return True
         if not any(marking.region_live(r) for r in empty_regions):
             return True  # structural: no token or busy item upstream of an empty input
+        if self._feeder(marking, task, marked):
+            return False  # one step away: a busy or enabled task feeds an empty input
         key = (task, tuple(marked), tuple(marking.region_key(r) for _p, r in regions))
         hit = self._memo.get(key)
         if hit is None:
@@ -144,6 +146,25 @@ class OrJoinOracle:
                 self._memo.clear()
             self._memo[key] = hit
         return hit
+
+    def _feeder(self, marking: Marking, task: int, marked: list[int]) -> bool:
+        """A sound quick test for *waiting*: some task other than the join, busy or enabled now,
+        puts a token in an empty input when it completes, and its cancellation set spares the
+        marked inputs. That is a firing sequence of length one in the abstraction below."""
+        net = self._net
+        for p in net.preset[task]:
+            if marking.get(p):
+                continue
+            for u in net.producers[p]:
+                if u == task or not (marking.busy(u) or marking.capacity(u)):
+                    continue
+                if not marking.busy(u) and any(q in net.preset[u] for q in marked):
+                    continue  # firing u could take a token the join counts on: leave it to the exact test
+                if not any(q in net.cancel_places[u] for q in marked) and not any(
+                    q in net.preset[v] for v in net.cancel_tasks[u] for q in marked
+                ):
+                    return True
+        return False
 
     def _coverable(self, marking: Marking, task: int, marked: list[int]) -> bool:
         rn = self._restricted.get(task)

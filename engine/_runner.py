@@ -44,16 +44,20 @@ from ._events import (
     CaseCancelRequested,
     CaseStarted,
     Event,
+    ForceCompleteRequested,
+    InstanceAdded,
     ItemCancelRequested,
     ItemCompleted,
     ItemFailed,
     ItemStarted,
+    SignalForwarded,
     SignalReceived,
     TimerFired,
 )
-from ._hotpath import JOIN_OR, Marking
+from ._hotpath import JOIN_OR, JOIN_PARTIAL, Marking
 from ._orjoin import OrJoinOracle
-from ._state import CaseState, ItemRecord
+from . import _mi
+from ._state import CaseState, ItemRecord, JoinState
 
 __all__ = ("MAX_FIRINGS_PER_STEP", "NetRunner", "Step", "TraceRecord")
 
@@ -110,10 +114,8 @@ class NetRunner:
                 watch_place[p].add(t)
         for t, regions in net.orjoin_regions.items():
             for _p, r in regions:
-                row = net.kernel.region_places[r]
-                for p in range(n_places):
-                    if int(row[p >> 6]) >> (p & 63) & 1:
-                        watch_place[p].add(t)
+                for p in net.region_places_of[r]:
+                    watch_place[p].add(t)
                 for u in net.region_tasks_of[r]:
                     watch_busy[u].add(t)
         self._watch_place = tuple(tuple(sorted(w)) for w in watch_place)
@@ -121,6 +123,11 @@ class NetRunner:
         self._triggered = {t for t, spec in enumerate(net.tasks) if spec.trigger is not None}
         self._explicit = net.spec.termination == "explicit"
         self._cancels = tuple(bool(net.cancel_places[t] or net.cancel_tasks[t]) for t in range(net.n_tasks))
+        self._at_once = tuple(
+            (k in (KIND_ROUTING, KIND_AUTO, KIND_COMPOSITE) or net.tasks[t].instances is not None)
+            and t not in self._triggered
+            for t, k in enumerate(net.kind)
+        )
         self._reached_end = False
         # Per-step scratch, reset by ``handle``; kept on self so the hot loop avoids closures.
         self._s: CaseState | None = None
@@ -129,6 +136,7 @@ class NetRunner:
         self._positions: list[int] = []
         self._queue: deque[int] = deque()
         self._queued = bytearray(net.n_tasks)
+        self._mi_opening: set[int] = set()
 
     # -- public --------------------------------------------------------------------------------
     def initial_state(self, event: CaseStarted) -> CaseState:
@@ -204,6 +212,10 @@ class NetRunner:
                 )
         elif isinstance(event, ItemCancelRequested):
             self._live(state, event.item)
+        elif isinstance(event, (InstanceAdded, ForceCompleteRequested)):
+            _mi.check(self, state, event)
+        elif isinstance(event, SignalForwarded) and not state.signals.get(event.signal):
+            raise InvalidEventError(f"case {state.case!r} keeps no signal {event.signal!r} to forward")
         elif isinstance(event, TimerFired):
             self._live(state, event.item)
 
@@ -226,8 +238,16 @@ class NetRunner:
             self._cancel_request(s, s.items[event.item])
         elif isinstance(event, SignalReceived):
             self._signal(s, event)
+        elif isinstance(event, SignalForwarded):
+            s.signals[event.signal] -= 1
+            if not s.signals[event.signal]:
+                del s.signals[event.signal]
         elif isinstance(event, TimerFired):
             self._timer(s, s.items[event.item], event.at_ns)
+        elif isinstance(event, InstanceAdded):
+            _mi.add_instance(self, s, event)
+        elif isinstance(event, ForceCompleteRequested):
+            _mi.force_complete(self, s, self.net.task_ids[event.task])
         elif isinstance(event, CaseCancelRequested):
             self._withdraw_all(s)
             self._finish(s, "cancelled", None)
@@ -244,6 +264,9 @@ class NetRunner:
             "instance": instance, "net": s.net, "data": data,
         })
         s.seq += 1
+
+    def _rec(self, kind: str, item: ItemRecord, data: Any = None) -> None:
+        self._record(kind, task=item.task, item=item.id, instance=item.instance, data=data)
 
     def _touch(self, t: int) -> None:
         if not self._queued[t]:
@@ -294,34 +317,152 @@ class NetRunner:
 
     # -- settling ------------------------------------------------------------------------------
     def _capacity(self, s: CaseState, t: int) -> int:
-        for p in self.net.milestone[t]:
+        """How many times task ``t`` may fire now: its join, times its milestone and mutexes."""
+        net = self.net
+        for p in net.milestone[t]:  # WCP-18: only *while* the milestone holds
             if not s.marking.get(p):
                 return 0
-        if self.net.join[t] == JOIN_OR:
+        if s.mi and t in s.mi:  # an MI task is not enabled again until its instances finish
+            return 0
+        if net.mutex_of[t] and self._mutex_blocked(s, t):
+            return 0
+        join = net.join[t]
+        if join == JOIN_OR:
             return 1 if self._oracle.may_fire(s.marking, t) else 0
+        if join == JOIN_PARTIAL:
+            js = s.joins.get(t)
+            return js.ready if js is not None else 0
         return s.marking.capacity(t)
+
+    def _consume(self, s: CaseState, t: int) -> list[int]:
+        """Take the tokens of one firing of ``t``; return the places that changed."""
+        if self.net.join[t] == JOIN_PARTIAL:
+            js = s.joins[t]
+            js.ready -= 1
+            if not (js.ready or js.arrived or js.fired):
+                del s.joins[t]
+            return []
+        return s.marking.consume(t)
+
+    # -- partial joins (WCP-9, 28-32) -------------------------------------------------------------
+    def _absorb(self, s: CaseState, t: int) -> None:
+        """Take the tokens arriving at a partial join; fire at the N-th, reset after all M.
+
+        ``reset: wait``: a later token on an input that already arrived stays where it is (held)
+        until every input has arrived once; then the join resets and takes it (WCP-28, 31).
+        ``reset: cancel``: on firing, the branches that have not arrived are cancelled and the
+        join resets at once (WCP-29, 32).
+        """
+        net = self.net
+        pre = net.preset[t]
+        full = (1 << len(pre)) - 1
+        need = net.join_n[t]
+        cancelling = net.tasks[t].join.reset == "cancel"
+        js = s.joins.get(t)
+        progress = True
+        while progress:
+            progress = False
+            for i, p in enumerate(pre):
+                if js is not None and js.arrived >> i & 1:
+                    continue
+                if not s.marking.get(p):
+                    continue
+                if js is None:
+                    js = s.joins[t] = JoinState()
+                s.marking.take(p, 1)
+                self._changed([p])
+                js.arrived |= 1 << i
+                progress = True
+                if not js.fired and js.arrived.bit_count() >= need:
+                    js.fired = True
+                    js.ready += 1
+                    if cancelling:
+                        self._cancel_branches(s, t, js.arrived)
+                        js.arrived = 0
+                        js.fired = False
+                if js.arrived == full:
+                    js.arrived = 0
+                    js.fired = False
+        if js is not None and not (js.ready or js.arrived or js.fired):
+            del s.joins[t]
+
+    def _cancel_branches(self, s: CaseState, t: int, arrived: int) -> None:
+        branches = self.net.partial_branches[t]
+        places: set[int] = set()
+        tasks: set[int] = set()
+        keep_p: set[int] = set()
+        keep_t: set[int] = set()
+        for i, (bp, bt) in enumerate(branches):
+            if arrived >> i & 1:
+                keep_p |= bp
+                keep_t |= bt
+            else:
+                places |= bp
+                tasks |= bt
+        tasks -= keep_t
+        for item_id in list(s.items):
+            item = s.items.get(item_id)
+            if item is not None and item.tid in tasks:
+                self._withdraw(s, item)
+        lost = [p for p in sorted(places - keep_p) if s.marking.clear(p)]
+        self._lost(lost)
+
+    # -- mutexes (WCP-17, 39, 40) -----------------------------------------------------------------
+    def _mutex_blocked(self, s: CaseState, t: int) -> bool:
+        """Whether another region of one of ``t``'s mutexes is active, or a thread is inside its own."""
+        for name, r in self.net.mutex_of[t]:
+            active = s.mutex.get(name)
+            if active is None:
+                continue
+            if active != r:
+                return True
+            if any(s.marking.busy(u) for u in self.net.mutex_regions[name][r]):
+                return True  # one thread of the case inside the region at a time
+        return False
+
+    def _enter(self, s: CaseState, t: int) -> None:
+        for name, r in self.net.mutex_of[t]:
+            s.mutex[name] = r
+
+    def _release_mutexes(self, s: CaseState) -> bool:
+        """Deactivate regions with no task enabled or busy; return whether any was released."""
+        released = False
+        for name, r in list(s.mutex.items()):
+            region = self.net.mutex_regions[name][r]
+            if any(s.marking.busy(u) or s.waiting[u] or s.marking.capacity(u) for u in region):
+                continue
+            del s.mutex[name]
+            released = True
+            for other in self.net.mutex_regions[name]:
+                for u in other:
+                    self._touch(u)
+        return released
 
     def _settle(self, s: CaseState) -> None:
         queue = self._queue
         queued = self._queued
-        kinds = self.net.kind
-        triggered = self._triggered
         budget = MAX_FIRINGS_PER_STEP
-        while queue:
-            t = queue.popleft()
-            queued[t] = 0
-            kind = kinds[t]
-            if (kind == KIND_ROUTING or kind == KIND_AUTO or kind == KIND_COMPOSITE) and t not in triggered:
-                while self._capacity(s, t) > 0:
-                    budget -= 1
-                    if budget < 0:
-                        self._fail_case(s, f"task {self.net.task_names[t]!r} fired {MAX_FIRINGS_PER_STEP} times in "
-                                        "one step: a loop of routing tasks never waits (add a condition that "
-                                        "becomes false, or an external task)")
-                    self._fire(s, t, s.marking.consume(t))
-            else:
-                self._mirror(s, t)
-            if self._reached_end:
+        at_once = self._at_once
+        joins = self.net.join
+        while True:
+            while queue:
+                t = queue.popleft()
+                queued[t] = 0
+                if joins[t] == JOIN_PARTIAL:
+                    self._absorb(s, t)
+                if at_once[t]:
+                    while self._capacity(s, t) > 0:
+                        budget -= 1
+                        if budget < 0:
+                            self._fail_case(s, f"task {self.net.task_names[t]!r} fired {MAX_FIRINGS_PER_STEP} times "
+                                            "in one step: a loop of routing tasks never waits (add a condition that "
+                                            "becomes false, or an external task)")
+                        self._fire(s, t, self._consume(s, t))
+                else:
+                    self._mirror(s, t)
+                if self._reached_end:
+                    break
+            if self._reached_end or not s.mutex or not self._release_mutexes(s):
                 break
         if self._reached_end:  # WCP-43: the output condition ends the case; the rest is withdrawn
             self._withdraw_all(s)
@@ -336,16 +477,16 @@ class NetRunner:
             kind = self.net.kind[t]
             spec = self.net.tasks[t]
             if spec.loop is not None and self._loop_skips(s, t):
-                self._fire(s, t, s.marking.consume(t))  # `while` false at the start: like routing
+                self._fire(s, t, self._consume(s, t))  # `while` false at the start: like routing
                 cap = self._capacity(s, t)
                 continue
             waits = t in self._triggered or kind == KIND_TIMER
             item = self._new_item(s, t, "enabled" if waits else "offered")
             s.items[item.id] = item
             waiting.append(item.id)
-            self._record("item.enabled", task=item.task, item=item.id)
+            self._rec("item.enabled", item)
             if not waits:
-                self._record("item.offered", task=item.task, item=item.id)
+                self._rec("item.offered", item)
             if spec.timer is not None:
                 self._effects.append(ArmTimer(item=item.id, after_ns=spec.timer.after_ns))
             trig = spec.trigger
@@ -385,15 +526,22 @@ class NetRunner:
     def _fire(self, s: CaseState, t: int, consumed: list[int]) -> None:
         """Fire task ``t`` once; its tokens are already consumed (``consumed`` places changed)."""
         self._changed(consumed)
+        if self.net.mutex_of[t]:
+            self._enter(s, t)
         item = self._new_item(s, t, "started")
         item.claimed = True
-        if self.net.tasks[t].loop is not None and self._loop_skips(s, t):
-            self._record("item.completed", task=item.task, item=item.id)  # WCP-21: zero iterations
+        spec = self.net.tasks[t]
+        if spec.instances is not None:
+            _mi.start(self, s, t, item)
+            return
+        if spec.loop is not None and self._loop_skips(s, t):
+            self._rec("item.completed", item)  # WCP-21: zero iterations
             self._route(s, t, item, None)
             return
         self._begin(s, item, announced=False)
 
-    def _begin(self, s: CaseState, item: ItemRecord, *, announced: bool) -> None:
+    def _begin(self, s: CaseState, item: ItemRecord, *, announced: bool,
+               extra: dict[str, Any] | None = None) -> None:
         """Begin a claimed item (or a loop's next iteration).
 
         Routing completes at once; auto and composite items start (``StartItem``/``StartSubcase``);
@@ -405,15 +553,15 @@ class NetRunner:
         if kind == KIND_ROUTING:
             if spec.output is not None:
                 self._merge_output(s, t, None)  # a routing task may still map case data
-            self._record("item.completed", task=item.task, item=item.id)
+            self._rec("item.completed", item)
             self._route(s, t, item, None)
             return
         s.items[item.id] = item
         if not announced:
-            self._record("item.enabled", task=item.task, item=item.id)
+            self._rec("item.enabled", item)
         if kind == KIND_EXTERNAL:
             item.state = "offered"
-            self._record("item.offered", task=item.task, item=item.id)
+            self._rec("item.offered", item)
             return
         if kind == KIND_TIMER:
             item.state = "enabled"
@@ -422,9 +570,11 @@ class NetRunner:
             return
         item.state = "started"
         item.data = self._input_for(s, t)
+        if extra:
+            item.data.update(extra)
         item.busy = True
         self._busy(t, 1)
-        self._record("item.started", task=item.task, item=item.id)
+        self._rec("item.started", item)
         if kind == KIND_AUTO:
             self._effects.append(StartItem(item=item.id, task=item.task, net=s.net, input=item.data,
                                            attempt=item.attempt, key=f"{s.case}/{item.id}"))
@@ -443,7 +593,9 @@ class NetRunner:
             return []
         s.waiting[item.tid].remove(item.id)
         item.claimed = True
-        return s.marking.consume(item.tid)
+        if self.net.mutex_of[item.tid]:
+            self._enter(s, item.tid)
+        return self._consume(s, item.tid)
 
     def _start_offered(self, s: CaseState, item: ItemRecord, at_ns: int) -> None:
         """An offered item is started through the API."""
@@ -453,7 +605,7 @@ class NetRunner:
         item.data = self._input_for(s, item.tid)
         item.busy = True
         self._busy(item.tid, 1)
-        self._record("item.started", task=item.task, item=item.id)
+        self._rec("item.started", item)
         self._lost(lost)
 
     def _trigger(self, s: CaseState, item: ItemRecord) -> None:
@@ -462,7 +614,7 @@ class NetRunner:
         kind = self.net.kind[item.tid]
         if kind == KIND_EXTERNAL:
             item.state = "offered"
-            self._record("item.offered", task=item.task, item=item.id)
+            self._rec("item.offered", item)
         elif kind != KIND_TIMER:  # a timed task with a trigger: its timer still decides
             del s.items[item.id]
             self._begin(s, item, announced=True)
@@ -479,13 +631,16 @@ class NetRunner:
         spec = self.net.tasks[t]
         if spec.timer is not None:
             self._effects.append(DisarmTimer(item=item.id))
+        if item.instance is not None:
+            _mi.instance_completed(self, s, item, output)
+            return
         self._merge_output(s, t, output)
         del s.items[item.id]
         if item.busy:
             item.busy = False
             self._busy(t, -1)
         item.state = "completed"
-        self._record("item.completed", task=item.task, item=item.id, data=output)
+        self._rec("item.completed", item, data=output)
         loop = spec.loop
         if loop is not None:
             where = f"tasks.{spec.name}.loop"
@@ -515,8 +670,12 @@ class NetRunner:
             self._withdraw_all(s)
             self._finish(s, "cancelled", None)
         for u in net.cancel_tasks[t]:
+            if s.mi.pop(u, None) is not None:  # WCP-26: the MI task is withdrawn, not completed
+                self._touch(u)
             for other in [s.items[i] for i in list(s.items) if s.items[i].tid == u]:
                 self._withdraw(s, other)
+        for name in net.tasks[t].completes:  # WCP-27: force-complete these MI tasks
+            _mi.force_complete(self, s, net.task_ids[name])
         if self._cancels[t]:
             self._lost(s.marking.cancel(t))
         split = net.split[t]
@@ -563,7 +722,9 @@ class NetRunner:
             if self.net.kind[t] in (KIND_AUTO, KIND_COMPOSITE):
                 self._effects.append(CancelItem(item=item.id))
         item.state = "cancelled"
-        self._record("item.cancelled", task=item.task, item=item.id)
+        self._rec("item.cancelled", item)
+        if item.instance is not None:
+            _mi.instance_ended(self, s, item, None, ok=False)
 
     def _withdraw_all(self, s: CaseState) -> None:
         for item_id in list(s.items):
@@ -586,7 +747,7 @@ class NetRunner:
         if retry is not None and item.attempt < retry.attempts and (
             not retry.on or event.error_type in retry.on
         ) and (retry.deadline_ns is None or event.at_ns - item.first_at_ns < retry.deadline_ns):
-            self._record("item.retried", task=item.task, item=item.id, data=info)
+            self._rec("item.retried", item, data=info)
             item.attempt += 1
             assert item.data is not None
             self._effects.append(StartItem(item=item.id, task=item.task, net=s.net, input=item.data,
@@ -597,33 +758,52 @@ class NetRunner:
             item.busy = False
             self._busy(t, -1)
         item.state = "failed"
-        self._record("item.failed", task=item.task, item=item.id, data=info)
+        self._rec("item.failed", item, data=info)
+        if item.instance is not None and not spec.critical:
+            _mi.instance_ended(self, s, item, None, ok=False)
+            return
         if not spec.critical:
             self._route(s, t, item, None)
             return
         self._fail_case(s, f"task {item.task!r} (item {item.id}) failed: {event.error}")
 
     def _signal(self, s: CaseState, event: SignalReceived) -> None:
+        """WCP-23/24: a transient signal reaches every task waiting now, else is lost; a persistent
+        one is consumed by the first task waiting (in id order), else kept until one waits."""
         if event.data:
             s.data.update(event.data)
         self._record("signal.received", data={"signal": event.signal, "data": event.data})
-        waiting = [
-            s.items[i] for t in sorted(self._triggered) if self.net.tasks[t].trigger.signal == event.signal  # type: ignore[union-attr]
-            for i in s.waiting[t][:1]
-        ]
-        trig_persistent = any(
-            self.net.tasks[t].trigger.persistent for t in self._triggered  # type: ignore[union-attr]
-            if self.net.tasks[t].trigger.signal == event.signal  # type: ignore[union-attr]
-        )
-        if trig_persistent:
-            if waiting:
-                self._trigger(s, waiting[0])  # a persistent signal is consumed by one task
-            else:
+        transient, persistent = self._waiters(s, event.signal)
+        if event.persistent:
+            if persistent:
+                self._trigger(s, persistent[0])
+            elif event.keep or self.keeps(event.signal):
                 s.signals[event.signal] = s.signals.get(event.signal, 0) + 1
-            return
-        for item in waiting:  # a transient signal reaches every task waiting now, else is lost
-            if item.id in s.items and not item.claimed and s.marking.capacity(item.tid) > 0:
+        for item in transient:
+            if item.id in s.items and not item.claimed and self._capacity(s, item.tid) > 0:
                 self._trigger(s, item)
+
+    def _waiters(self, s: CaseState, signal: str) -> tuple[list[ItemRecord], list[ItemRecord]]:
+        transient: list[ItemRecord] = []
+        persistent: list[ItemRecord] = []
+        for t in sorted(self._triggered):
+            trig = self.net.tasks[t].trigger
+            assert trig is not None
+            if trig.signal == signal and s.waiting[t]:
+                (persistent if trig.persistent else transient).append(s.items[s.waiting[t][0]])
+        return transient, persistent
+
+    def waiting_for(self, state: CaseState, signal: str) -> tuple[bool, bool]:
+        """Whether a transient, and whether a persistent, trigger task waits for ``signal`` now."""
+        transient, persistent = self._waiters(state, signal)
+        return bool(transient), bool(persistent)
+
+    def keeps(self, signal: str) -> bool:
+        """Whether this net has a persistent trigger for ``signal`` (so it may keep one)."""
+        return any(
+            (trig := self.net.tasks[t].trigger) is not None and trig.persistent and trig.signal == signal
+            for t in self._triggered
+        )
 
     def _timer(self, s: CaseState, item: ItemRecord, at_ns: int) -> None:
         """The item's timer expired: it completes now (a deferred choice against the timeout)."""
@@ -631,7 +811,7 @@ class NetRunner:
         if item.state != "started":
             item.state = "started"
             item.first_at_ns = at_ns
-            self._record("item.started", task=item.task, item=item.id)
+            self._rec("item.started", item)
         elif item.busy and self.net.kind[item.tid] in (KIND_AUTO, KIND_COMPOSITE):
             self._effects.append(CancelItem(item=item.id))
         self._lost(lost)
@@ -666,7 +846,10 @@ class NetRunner:
             raise YawlflowInternalError("unreachable") from None  # pragma: no cover
 
     def _truthy(self, s: CaseState, expr: str, where: str) -> bool:
-        value = self._eval(s, expr, s.data, where)
+        return self._truthy_in(s, expr, s.data, where)
+
+    def _truthy_in(self, s: CaseState, expr: str, scope: dict[str, Any], where: str) -> bool:
+        value = self._eval(s, expr, scope, where)
         if not isinstance(value, bool):
             self._fail_case(s, f"$.nets.{s.net}.{where}: CEL expression {expr!r} gave {value!r}, not a bool")
         return bool(value)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from ._hotpath import Marking
 
-__all__ = ("CaseState", "ItemState", "ItemRecord")
+__all__ = ("CaseState", "ItemRecord", "ItemState", "JoinState", "MIGroup")
 
 ItemState = Literal["enabled", "offered", "started", "completed", "cancelled", "failed"]
 
@@ -58,6 +58,64 @@ class ItemRecord:
         return f"ItemRecord(id={self.id}, task={self.task!r}, state={self.state!r}, instance={self.instance})"
 
 
+class JoinState:
+    """A partial join's memory (WCP-9, 28-32): which inputs arrived since the last reset.
+
+    Attributes:
+        arrived: bit i set when input i (in preset order) delivered its token.
+        fired: whether the join fired since the last reset.
+        ready: firings not yet taken by the task (the task then starts, or is offered).
+    """
+
+    __slots__ = ("arrived", "fired", "ready")
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self.fired = False
+        self.ready = 0
+
+    def snapshot(self) -> tuple[int, bool, int]:
+        """A comparable value."""
+        return (self.arrived, self.fired, self.ready)
+
+
+class MIGroup:
+    """The instances of one firing of a multiple-instance task (WCP-12 to 15, 26, 27, 34 to 36).
+
+    Attributes:
+        item: the id of the task as a whole (its events carry ``instance: null``).
+        created: instances created so far (the next instance number).
+        live: the ids of the instances still live, in creation order.
+        finished: instances that ended (completed, failed, withdrawn) before the task completed.
+        completed: instances that completed before the task completed.
+        results: output of each completed instance, by instance number.
+        done: whether the task as a whole has completed (later completions have no effect).
+    """
+
+    __slots__ = ("completed", "created", "done", "finished", "item", "live", "results")
+
+    def __init__(self, item: int) -> None:
+        self.item = item
+        self.created = 0
+        self.live: list[int] = []
+        self.finished = 0
+        self.completed = 0
+        self.results: dict[int, dict[str, Any]] = {}
+        self.done = False
+
+    def snapshot(self) -> tuple[object, ...]:
+        """A comparable value."""
+        return (self.item, self.created, list(self.live), self.finished, self.completed,
+                _copy.deepcopy(sorted(self.results.items())), self.done)
+
+    def copy(self) -> MIGroup:
+        """An independent copy."""
+        other = _copy.copy(self)
+        other.live = list(self.live)
+        other.results = _copy.deepcopy(self.results)
+        return other
+
+
 class CaseState:
     """Everything the runner knows about one case.
 
@@ -69,6 +127,9 @@ class CaseState:
         items: live items (enabled, offered, started) by id, in creation order.
         waiting: per task id, the ids of its unclaimed items (mirrors its capacity).
         signals: persistent signals received and not yet consumed, by name.
+        joins: partial joins' memories, by task id.
+        mi: running multiple-instance tasks, by task id.
+        mutex: the active region of each mutex, by mutex name.
         status: running, completed, failed or cancelled.
         next_item: the next item id.
         seq: the next trace sequence number.
@@ -77,8 +138,8 @@ class CaseState:
         error: the failure message, once failed.
     """
 
-    __slots__ = ("case", "data", "error", "flags", "items", "marking", "net", "next_item", "seed", "seq",
-                 "signals", "status", "waiting")
+    __slots__ = ("case", "data", "error", "flags", "items", "joins", "marking", "mi", "mutex", "net", "next_item",
+                 "seed", "seq", "signals", "status", "waiting")
 
     def __init__(self, *, case: str, net: str, marking: Marking, data: dict[str, Any], seed: int | None,
                  flags: int, n_tasks: int) -> None:
@@ -89,6 +150,9 @@ class CaseState:
         self.items: dict[int, ItemRecord] = {}
         self.waiting: list[list[int]] = [[] for _ in range(n_tasks)]
         self.signals: dict[str, int] = {}
+        self.joins: dict[int, JoinState] = {}
+        self.mi: dict[int, MIGroup] = {}
+        self.mutex: dict[str, int] = {}
         self.status = "running"
         self.next_item = 0
         self.seq = 0
@@ -110,6 +174,9 @@ class CaseState:
             other.items[k] = clone
         other.waiting = [list(w) for w in self.waiting]
         other.signals = dict(self.signals)
+        other.joins = {t: _copy.copy(j) for t, j in self.joins.items()}
+        other.mi = {t: g.copy() for t, g in self.mi.items()}
+        other.mutex = dict(self.mutex)
         other.status = self.status
         other.next_item = self.next_item
         other.seq = self.seq
@@ -123,7 +190,8 @@ class CaseState:
         return (
             self.case, self.net, self.marking.tokens(), self.marking.busy_counts(), _copy.deepcopy(self.data),
             [i.snapshot() for i in self.items.values()], [list(w) for w in self.waiting],
-            sorted(self.signals.items()),
+            sorted(self.signals.items()), sorted((t, j.snapshot()) for t, j in self.joins.items()),
+            sorted((t, g.snapshot()) for t, g in self.mi.items()), sorted(self.mutex.items()),
             self.status, self.next_item, self.seq, self.seed, self.flags, self.error,
         )
 

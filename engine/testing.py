@@ -55,7 +55,10 @@ class FakeClock:
         heapq.heappush(self._heap, (deadline_ns, next(self._counter), event))
         if self._new_sleeper is not None:
             self._new_sleeper.set()
-        await event.wait()
+        try:
+            await event.wait()
+        finally:
+            event.set()  # a cancelled sleeper is dropped, so it cannot attract a jump
 
     async def sleep(self, seconds: float) -> None:
         """Block for ``seconds`` of virtual time."""
