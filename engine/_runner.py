@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 
+from . import _gates, _mi
 from ._cel import CelError, evaluate
 from ._compiled import (
     KIND_AUTO,
@@ -56,8 +57,7 @@ from ._events import (
 )
 from ._hotpath import JOIN_OR, JOIN_PARTIAL, Marking
 from ._orjoin import OrJoinOracle
-from . import _mi
-from ._state import CaseState, ItemRecord, JoinState
+from ._state import CaseState, ItemRecord
 
 __all__ = ("MAX_FIRINGS_PER_STEP", "NetRunner", "Step", "TraceRecord")
 
@@ -324,7 +324,7 @@ class NetRunner:
                 return 0
         if s.mi and t in s.mi:  # an MI task is not enabled again until its instances finish
             return 0
-        if net.mutex_of[t] and self._mutex_blocked(s, t):
+        if net.mutex_of[t] and _gates.mutex_blocked(self, s, t):
             return 0
         join = net.join[t]
         if join == JOIN_OR:
@@ -344,100 +344,6 @@ class NetRunner:
             return []
         return s.marking.consume(t)
 
-    # -- partial joins (WCP-9, 28-32) -------------------------------------------------------------
-    def _absorb(self, s: CaseState, t: int) -> None:
-        """Take the tokens arriving at a partial join; fire at the N-th, reset after all M.
-
-        ``reset: wait``: a later token on an input that already arrived stays where it is (held)
-        until every input has arrived once; then the join resets and takes it (WCP-28, 31).
-        ``reset: cancel``: on firing, the branches that have not arrived are cancelled and the
-        join resets at once (WCP-29, 32).
-        """
-        net = self.net
-        pre = net.preset[t]
-        full = (1 << len(pre)) - 1
-        need = net.join_n[t]
-        cancelling = net.tasks[t].join.reset == "cancel"
-        js = s.joins.get(t)
-        progress = True
-        while progress:
-            progress = False
-            for i, p in enumerate(pre):
-                if js is not None and js.arrived >> i & 1:
-                    continue
-                if not s.marking.get(p):
-                    continue
-                if js is None:
-                    js = s.joins[t] = JoinState()
-                s.marking.take(p, 1)
-                self._changed([p])
-                js.arrived |= 1 << i
-                progress = True
-                if not js.fired and js.arrived.bit_count() >= need:
-                    js.fired = True
-                    js.ready += 1
-                    if cancelling:
-                        self._cancel_branches(s, t, js.arrived)
-                        js.arrived = 0
-                        js.fired = False
-                if js.arrived == full:
-                    js.arrived = 0
-                    js.fired = False
-        if js is not None and not (js.ready or js.arrived or js.fired):
-            del s.joins[t]
-
-    def _cancel_branches(self, s: CaseState, t: int, arrived: int) -> None:
-        branches = self.net.partial_branches[t]
-        places: set[int] = set()
-        tasks: set[int] = set()
-        keep_p: set[int] = set()
-        keep_t: set[int] = set()
-        for i, (bp, bt) in enumerate(branches):
-            if arrived >> i & 1:
-                keep_p |= bp
-                keep_t |= bt
-            else:
-                places |= bp
-                tasks |= bt
-        tasks -= keep_t
-        for item_id in list(s.items):
-            item = s.items.get(item_id)
-            if item is not None and item.tid in tasks:
-                self._withdraw(s, item)
-        lost = [p for p in sorted(places - keep_p) if s.marking.clear(p)]
-        self._lost(lost)
-
-    # -- mutexes (WCP-17, 39, 40) -----------------------------------------------------------------
-    def _mutex_blocked(self, s: CaseState, t: int) -> bool:
-        """Whether another region of one of ``t``'s mutexes is active, or a thread is inside its own."""
-        for name, r in self.net.mutex_of[t]:
-            active = s.mutex.get(name)
-            if active is None:
-                continue
-            if active != r:
-                return True
-            if any(s.marking.busy(u) for u in self.net.mutex_regions[name][r]):
-                return True  # one thread of the case inside the region at a time
-        return False
-
-    def _enter(self, s: CaseState, t: int) -> None:
-        for name, r in self.net.mutex_of[t]:
-            s.mutex[name] = r
-
-    def _release_mutexes(self, s: CaseState) -> bool:
-        """Deactivate regions with no task enabled or busy; return whether any was released."""
-        released = False
-        for name, r in list(s.mutex.items()):
-            region = self.net.mutex_regions[name][r]
-            if any(s.marking.busy(u) or s.waiting[u] or s.marking.capacity(u) for u in region):
-                continue
-            del s.mutex[name]
-            released = True
-            for other in self.net.mutex_regions[name]:
-                for u in other:
-                    self._touch(u)
-        return released
-
     def _settle(self, s: CaseState) -> None:
         queue = self._queue
         queued = self._queued
@@ -449,7 +355,7 @@ class NetRunner:
                 t = queue.popleft()
                 queued[t] = 0
                 if joins[t] == JOIN_PARTIAL:
-                    self._absorb(s, t)
+                    _gates.absorb(self, s, t)
                 if at_once[t]:
                     while self._capacity(s, t) > 0:
                         budget -= 1
@@ -462,7 +368,7 @@ class NetRunner:
                     self._mirror(s, t)
                 if self._reached_end:
                     break
-            if self._reached_end or not s.mutex or not self._release_mutexes(s):
+            if self._reached_end or not s.mutex or not _gates.release_mutexes(self, s):
                 break
         if self._reached_end:  # WCP-43: the output condition ends the case; the rest is withdrawn
             self._withdraw_all(s)
@@ -527,7 +433,7 @@ class NetRunner:
         """Fire task ``t`` once; its tokens are already consumed (``consumed`` places changed)."""
         self._changed(consumed)
         if self.net.mutex_of[t]:
-            self._enter(s, t)
+            _gates.enter(self, s, t)
         item = self._new_item(s, t, "started")
         item.claimed = True
         spec = self.net.tasks[t]
@@ -594,7 +500,7 @@ class NetRunner:
         s.waiting[item.tid].remove(item.id)
         item.claimed = True
         if self.net.mutex_of[item.tid]:
-            self._enter(s, item.tid)
+            _gates.enter(self, s, item.tid)
         return self._consume(s, item.tid)
 
     def _start_offered(self, s: CaseState, item: ItemRecord, at_ns: int) -> None:

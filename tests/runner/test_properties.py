@@ -15,7 +15,9 @@ the runner issued.
 
 Properties: (a) determinism, (b) replay (``fold(events) == live``, also from a copy taken
 mid-way), (c) token conservation on nets without OR parts and cancellation, (d) the runner
-never invents work, (e) ``seq`` is 0, 1, 2, ... without gaps.
+never invents work, (e) ``seq`` is 0, 1, 2, ... without gaps, (f) every step settles (nothing
+left that should fire or be offered; a reported deadlock is one), (g) the OR-join oracle agrees
+with a brute-force forward exploration of the same abstract reset net.
 """
 
 from __future__ import annotations

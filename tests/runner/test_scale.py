@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from types import FrameType
 from typing import Any
 
 import yawlflow
@@ -34,9 +35,11 @@ def sequence_spec(n: int) -> dict[str, Any]:
 
 
 def stack_depth() -> int:
-    frame, depth = sys._getframe(), 0
+    """How many frames are on the stack now."""
+    frame: FrameType | None = sys._getframe()
+    depth = 0
     while frame is not None:
-        frame, depth = frame.f_back, depth + 1  # type: ignore[assignment]
+        frame, depth = frame.f_back, depth + 1
     return depth
 
 
