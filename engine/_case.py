@@ -26,7 +26,7 @@ import msgspec
 
 from ._compiled import KIND_EXTERNAL, CompiledSpec
 from ._effects import ArmTimer, CancelItem, CaseFinished, DisarmTimer, Effect, StartItem, StartSubcase
-from ._errors import ConfigError, InvalidEventError
+from ._errors import ConfigError, InvalidEventError, YawlflowInternalError
 from ._events import (
     CaseCancelRequested,
     CaseStarted,
@@ -101,7 +101,9 @@ def _check_data(data: object, what: str) -> dict[str, Any]:
     try:
         return dict(msgspec.json.decode(msgspec.json.encode(dict(data))))
     except (TypeError, msgspec.EncodeError) as exc:
-        raise InvalidEventError(f"{what} must hold only JSON values (str, int, float, bool, None, list, dict): {exc}") from None
+        raise InvalidEventError(
+            f"{what} must hold only JSON values (str, int, float, bool, None, list, dict): {exc}"
+        ) from None
 
 
 class Case:
@@ -136,7 +138,8 @@ class Case:
         self._done = anyio.Event()
         self._waiters: list[anyio.Event] = []
         seed = engine.seed
-        self._rng = random.Random(f"{seed}/{case_id}") if seed is not None else random.SystemRandom()
+        # not for security: a seeded order (deterministic mode) or jitter
+        self._rng = random.Random(f"{seed}/{case_id}") if seed is not None else random.SystemRandom()  # noqa: S311
         self._ready: list[tuple[Case, StartItem]] = []  # root only, seeded mode only
         self._ready_event: anyio.Event | None = None
 
@@ -381,7 +384,8 @@ class Case:
 
     def _start_item(self, effect: StartItem) -> None:
         task = self._runner.net.tasks[self._runner.net.task_ids[effect.task]]
-        assert task.run is not None
+        if task.run is None:  # pragma: no cover
+            raise YawlflowInternalError("task.run is unset: this is a bug; please report it")
         name = task.run.handler or f"connector:{task.run.connector}"
         try:
             entry = self._engine.handlers.resolve(name)
@@ -562,7 +566,8 @@ class Case:
         if parent is not None and not self._detached and not parent._finished:
             parent._children.pop(self._parent_item or 0, None)
             item = self._parent_item
-            assert item is not None
+            if item is None:  # pragma: no cover
+                raise YawlflowInternalError("item is unset: this is a bug; please report it")
             if effect.status == "completed":
                 parent._inbox.append(ItemCompleted(item=item, output=dict(effect.data), at_ns=self._now()))
             else:

@@ -33,7 +33,7 @@ def _cel() -> Any:
         found = importlib.util.find_spec("cel")
         if found is None or not found.submodule_search_locations:  # pragma: no cover
             raise CelError("CEL support needs the 'common-expression-language' package: pip install yawlflow")
-        folder = list(found.submodule_search_locations)[0]
+        folder = next(iter(found.submodule_search_locations))
         suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
         names = sorted(f for f in os.listdir(folder) if f.startswith("cel.") and f.endswith(suffixes))
         if not names:  # pragma: no cover

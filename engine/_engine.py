@@ -22,7 +22,7 @@ import anyio.abc
 from ._case import Case
 from ._clock import Clock, SystemClock
 from ._compiled import CompiledSpec, compile_spec
-from ._errors import ConfigError, InvalidEventError
+from ._errors import ConfigError, InvalidEventError, YawlflowInternalError
 from ._handlers import Handler, HandlerRegistry
 from ._runner import NetRunner
 from ._spec import load
@@ -72,7 +72,7 @@ class Engine:
         self.handlers = HandlerRegistry(allow=allow)
         for name, fn in (handlers or {}).items():
             self.handlers.register(name, fn)
-        self._ids = random.Random(f"ids/{seed}") if seed is not None else None
+        self._ids = random.Random(f"ids/{seed}") if seed is not None else None  # noqa: S311 - ids, not secrets
         self._compiled: dict[int, tuple[Spec, CompiledSpec]] = {}
         self._runners: dict[tuple[int, str], NetRunner] = {}
         self._cases: dict[str, Case] = {}
@@ -92,7 +92,8 @@ class Engine:
     async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
                         tb: TracebackType | None) -> bool | None:
         tg, self._tg = self._tg, None
-        assert tg is not None
+        if tg is None:  # pragma: no cover
+            raise YawlflowInternalError("tg is unset: this is a bug; please report it")
         tg.cancel_scope.cancel()
         return await tg.__aexit__(et, ev, tb)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._compiled import KIND_ROUTING
-from ._errors import InvalidEventError
+from ._errors import InvalidEventError, YawlflowInternalError
 from ._events import ForceCompleteRequested, InstanceAdded
 from ._state import CaseState, ItemRecord, MIGroup
 
@@ -45,7 +45,8 @@ def _fail(r: NetRunner, s: CaseState, t: int, message: str) -> None:
 def start(r: NetRunner, s: CaseState, t: int, whole: ItemRecord) -> None:
     """The MI task ``t`` fired: open its group and create its instances."""
     spec = r.net.tasks[t].instances
-    assert spec is not None
+    if spec is None:  # pragma: no cover
+        raise YawlflowInternalError("spec is unset: this is a bug; please report it")
     name = r.net.task_names[t]
     where = f"tasks.{name}.instances"
     values: list[Any] | None = None
@@ -123,7 +124,8 @@ def _ended(r: NetRunner, s: CaseState, t: int, group: MIGroup, item: ItemRecord,
         group.finished += 1
         if ok:
             group.completed += 1
-            assert item.instance is not None
+            if item.instance is None:  # pragma: no cover
+                raise YawlflowInternalError("item.instance is unset: this is a bug; please report it")
             group.results[item.instance] = dict(output or {})
             if r.net.tasks[t].instances.as_ is None:  # type: ignore[union-attr]
                 r._merge_output(s, t, output)
@@ -136,7 +138,8 @@ def _ended(r: NetRunner, s: CaseState, t: int, group: MIGroup, item: ItemRecord,
 
 def _threshold_met(r: NetRunner, s: CaseState, t: int, group: MIGroup) -> bool:
     spec = r.net.tasks[t].instances
-    assert spec is not None
+    if spec is None:  # pragma: no cover
+        raise YawlflowInternalError("spec is unset: this is a bug; please report it")
     threshold = spec.threshold
     if threshold is None:
         return False
@@ -149,7 +152,8 @@ def _threshold_met(r: NetRunner, s: CaseState, t: int, group: MIGroup) -> bool:
 
 def _check_join(r: NetRunner, s: CaseState, t: int, group: MIGroup) -> None:
     spec = r.net.tasks[t].instances
-    assert spec is not None
+    if spec is None:  # pragma: no cover
+        raise YawlflowInternalError("spec is unset: this is a bug; please report it")
     if group.done or spec.join == "none":
         return
     if (spec.join == "threshold" or spec.threshold is not None) and _threshold_met(r, s, t, group):
@@ -175,7 +179,8 @@ def _complete(r: NetRunner, s: CaseState, t: int, group: MIGroup) -> None:
     """The task as a whole completes: gather, record, route."""
     group.done = True
     spec = r.net.tasks[t].instances
-    assert spec is not None
+    if spec is None:  # pragma: no cover
+        raise YawlflowInternalError("spec is unset: this is a bug; please report it")
     output: dict[str, Any] | None = None
     if spec.as_ is not None:
         gathered = [group.results[i] for i in sorted(group.results)]

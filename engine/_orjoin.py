@@ -27,7 +27,7 @@ splits in loops); backward coverability does.
 
 from __future__ import annotations
 
-from ._compiled import SPLIT_AND, SPLIT_OR, SPLIT_THREADS, SPLIT_XOR, CompiledNet
+from ._compiled import SPLIT_THREADS, SPLIT_XOR, CompiledNet
 from ._hotpath import JOIN_AND, Marking
 
 __all__ = ("OrJoinOracle",)
@@ -84,7 +84,6 @@ class _Restricted:
         if split == SPLIT_XOR:
             return [((idx[f.place], 1),) for f in flows] or [()]
         n = net.split_n[u] if split == SPLIT_THREADS else 1
-        assert split in (SPLIT_AND, SPLIT_OR, SPLIT_THREADS)
         return [tuple((idx[f.place], n) for f in flows)]
 
     def vector(self, marking: Marking) -> Vec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,7 +14,5 @@ def publish(module: str, names: Iterable[str], namespace: dict[str, Any]) -> Non
     for name in names:
         obj = namespace.get(name)
         if obj is not None and hasattr(obj, "__module__") and callable(obj):
-            try:
+            with contextlib.suppress(AttributeError, TypeError):  # builtins and C types refuse
                 obj.__module__ = module
-            except (AttributeError, TypeError):
-                pass

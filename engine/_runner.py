@@ -130,7 +130,7 @@ class NetRunner:
         )
         self._reached_end = False
         # Per-step scratch, reset by ``handle``; kept on self so the hot loop avoids closures.
-        self._s: CaseState | None = None
+        self._s: CaseState
         self._effects: list[Effect] = []
         self._trace: list[TraceRecord] = []
         self._positions: list[int] = []
@@ -175,7 +175,6 @@ class NetRunner:
             self._queue.clear()
             self._queued = bytearray(self.net.n_tasks)
         step = Step(state=state, effects=self._effects, trace=self._trace, positions=self._positions)
-        self._s = None
         return step
 
     # -- validation of API events (before anything changes) ------------------------------------
@@ -258,7 +257,6 @@ class NetRunner:
     def _record(self, kind: str, *, task: str | None = None, item: int | None = None,
                 instance: int | None = None, data: Any = None) -> None:
         s = self._s
-        assert s is not None
         self._trace.append({
             "seq": s.seq, "case": s.case, "event": kind, "task": task, "item": item,
             "instance": instance, "net": s.net, "data": data,
@@ -275,7 +273,6 @@ class NetRunner:
 
     def _mark(self, p: int, n: int) -> None:
         s = self._s
-        assert s is not None
         s.marking.add(p, n)
         for t in self._watch_place[p]:
             self._touch(t)
@@ -294,7 +291,6 @@ class NetRunner:
         victims are withdrawn in the trace right after their cause (WCP-16, WCP-25).
         """
         s = self._s
-        assert s is not None
         self._changed(places)
         for p in places:
             for u in self.net.consumers[p]:
@@ -305,7 +301,6 @@ class NetRunner:
 
     def _busy(self, t: int, n: int) -> None:
         s = self._s
-        assert s is not None
         s.marking.busy_add(t, n)
         for u in self._watch_busy[t]:
             self._touch(u)
@@ -471,7 +466,8 @@ class NetRunner:
             return
         if kind == KIND_TIMER:
             item.state = "enabled"
-            assert spec.timer is not None
+            if spec.timer is None:  # pragma: no cover
+                raise YawlflowInternalError("spec.timer is unset: this is a bug; please report it")
             self._effects.append(ArmTimer(item=item.id, after_ns=spec.timer.after_ns))
             return
         item.state = "started"
@@ -485,7 +481,8 @@ class NetRunner:
             self._effects.append(StartItem(item=item.id, task=item.task, net=s.net, input=item.data,
                                            attempt=item.attempt, key=f"{s.case}/{item.id}"))
         else:
-            assert spec.net is not None
+            if spec.net is None:  # pragma: no cover
+                raise YawlflowInternalError("spec.net is unset: this is a bug; please report it")
             self._effects.append(StartSubcase(item=item.id, task=item.task, net=spec.net,
                                               case=f"{s.case}/{item.id}", data=item.data))
 
@@ -586,7 +583,7 @@ class NetRunner:
             self._lost(s.marking.cancel(t))
         split = net.split[t]
         flows = net.flows[t]
-        if split == SPLIT_AND or split == SPLIT_THREADS:
+        if split in (SPLIT_AND, SPLIT_THREADS):
             n = net.split_n[t]
             for f in flows:
                 self._mark(f.place, n)
@@ -655,7 +652,8 @@ class NetRunner:
         ) and (retry.deadline_ns is None or event.at_ns - item.first_at_ns < retry.deadline_ns):
             self._rec("item.retried", item, data=info)
             item.attempt += 1
-            assert item.data is not None
+            if item.data is None:  # pragma: no cover
+                raise YawlflowInternalError("item.data is unset: this is a bug; please report it")
             self._effects.append(StartItem(item=item.id, task=item.task, net=s.net, input=item.data,
                                            attempt=item.attempt, key=f"{s.case}/{item.id}"))
             return
@@ -694,7 +692,8 @@ class NetRunner:
         persistent: list[ItemRecord] = []
         for t in sorted(self._triggered):
             trig = self.net.tasks[t].trigger
-            assert trig is not None
+            if trig is None:  # pragma: no cover
+                raise YawlflowInternalError("trig is unset: this is a bug; please report it")
             if trig.signal == signal and s.waiting[t]:
                 (persistent if trig.persistent else transient).append(s.items[s.waiting[t][0]])
         return transient, persistent

@@ -35,7 +35,9 @@ class ItemRecord:
     __slots__ = ("attempt", "busy", "claimed", "data", "first_at_ns", "id", "instance", "net", "state", "task",
                  "tid")
 
-    def __init__(self, *, id: int, tid: int, task: str, net: str, state: ItemState, instance: int | None = None) -> None:
+    def __init__(
+        self, *, id: int, tid: int, task: str, net: str, state: ItemState, instance: int | None = None
+    ) -> None:
         self.id = id
         self.tid = tid
         self.task = task
