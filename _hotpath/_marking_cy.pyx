@@ -1,0 +1,577 @@
+# cython: language_level=3, embedsignature=True, boundscheck=False, wraparound=False
+# cython: initializedcheck=False, cdivision=False
+"""Marking kernel, compiled twin of ``_marking_py.py``: same names, signatures, results, errors.
+
+The docstrings that matter live on the pure twin (``yawlflow._hotpath._marking_py``); type
+checkers only ever see that one.
+
+Theory of operation. The static part of a net is read once, into a :class:`_NetView` that
+every copy of a marking shares: raw pointers into C-contiguous ``int32`` CSR arrays and
+``uint64`` region rows, validated up front, because the methods below do no bounds checks on
+them (indices from the caller are checked; indices from the net were checked here). The
+dynamic part is one ``PyMem`` block per :class:`Marking`::
+
+    [tokens: n_places x int64][busy: n_tasks x int64][marked: wp x uint64][busy bits: wt x uint64]
+
+so ``copy()`` is one allocation and one ``memcpy``, and the marked/busy bitsets are kept in
+step with the counts on every change, as in the pure twin, which makes ``region_live`` a few
+word ANDs. Methods that can fail apply their changes in the same order as the pure twin, so a
+failure part-way (an AND-join listing one place twice, say) leaves the same state in both.
+
+Differences from the pure twin, all on calls the runner never makes: an index outside the net
+(negative ones included) raises ``IndexError`` (the pure twin wraps some negative indices the
+way lists do), counts are 64-bit (``OverflowError`` past that), and a malformed
+:class:`KernelNet` (a CSR pointer or place index out of range) raises ``ValueError`` at
+construction instead of a later ``IndexError``.
+"""
+
+cimport cython
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.string cimport memcmp, memcpy, memset
+
+import numpy as np
+
+from ._marking_py import JOIN_AND, JOIN_OR, JOIN_PARTIAL, JOIN_THREADS, JOIN_XOR, KernelNet
+
+__all__ = ("JOIN_AND", "JOIN_OR", "JOIN_PARTIAL", "JOIN_THREADS", "JOIN_XOR", "KernelNet", "Marking")
+
+
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #include <intrin.h>
+    static __inline int yf_ctz64(unsigned __int64 x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
+    static __inline int yf_popcount64(unsigned __int64 x) { return (int)__popcnt64(x); }
+    #else
+    static inline int yf_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    static inline int yf_popcount64(unsigned long long x) { return __builtin_popcountll(x); }
+    #endif
+    """
+    int yf_ctz64(uint64_t x) nogil
+    int yf_popcount64(uint64_t x) nogil
+
+
+cdef enum:
+    C_JOIN_AND = 0
+    C_JOIN_XOR = 1
+    C_JOIN_OR = 2
+    C_JOIN_THREADS = 3
+    C_JOIN_PARTIAL = 4
+
+
+if (JOIN_AND, JOIN_XOR, JOIN_OR, JOIN_THREADS, JOIN_PARTIAL) != (
+    C_JOIN_AND, C_JOIN_XOR, C_JOIN_OR, C_JOIN_THREADS, C_JOIN_PARTIAL
+):
+    raise ImportError(
+        "yawlflow._hotpath._marking_cy is out of step with _marking_py (JOIN_* codes differ): "
+        "rebuild it (pip install -e .)"
+    )
+
+
+cdef inline Py_ssize_t _words(Py_ssize_t n) noexcept nogil:
+    return (n + 63) >> 6
+
+
+cdef inline uint64_t _bit(Py_ssize_t i) noexcept nogil:
+    return (<uint64_t>1) << (i & 63)
+
+
+cdef int _out_of_range(str what, Py_ssize_t i, Py_ssize_t n) except -1:
+    raise IndexError(f"{what} {i} is out of range (the net has {n})")
+
+
+cdef object _as_i32(object arr, str name, Py_ssize_t min_len):
+    a = np.ascontiguousarray(arr, dtype=np.int32)
+    if a.ndim != 1 or a.shape[0] < min_len:
+        raise ValueError(f"KernelNet.{name}: expected a 1-D array of at least {min_len} entries, "
+                         f"got shape {a.shape}")
+    return a
+
+
+cdef object _as_rows(object arr, str name):
+    a = np.ascontiguousarray(arr, dtype=np.uint64)
+    if a.ndim == 1 and a.shape[0] == 0:
+        a = a.reshape(0, 0)
+    if a.ndim != 2:
+        raise ValueError(f"KernelNet.{name}: expected a 2-D array of bitset rows, got shape {a.shape}")
+    return a
+
+
+cdef inline const int32_t* _p32(const int32_t[::1] mv) noexcept:
+    return &mv[0] if mv.shape[0] else NULL
+
+
+cdef inline const uint64_t* _p64(const uint64_t[:, ::1] mv) noexcept:
+    return &mv[0, 0] if mv.shape[0] and mv.shape[1] else NULL
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class _NetView:
+    """The static arrays of a KernelNet as validated C pointers; shared by a marking's copies."""
+
+    cdef Py_ssize_t n_places, n_tasks, wp, wt
+    cdef Py_ssize_t n_rp, n_rt, rpw, rtw  # region rows, words per row
+    cdef const int32_t* pre_ptr
+    cdef const int32_t* pre_idx
+    cdef const int32_t* can_ptr
+    cdef const int32_t* can_idx
+    cdef const int32_t* join_code
+    cdef const int32_t* join_n
+    cdef const uint64_t* rp
+    cdef const uint64_t* rt
+    cdef tuple _keep  # the arrays the pointers point into
+
+    def __init__(self, net):
+        cdef Py_ssize_t n_places = net.n_places
+        cdef Py_ssize_t n_tasks = net.n_tasks
+        if n_places < 0 or n_tasks < 0:
+            raise ValueError("tokens/busy length does not match the net")
+        pre_ptr = _as_i32(net.preset_ptr, "preset_ptr", n_tasks + 1)
+        pre_idx = _as_i32(net.preset_idx, "preset_idx", 0)
+        can_ptr = _as_i32(net.cancel_ptr, "cancel_ptr", n_tasks + 1)
+        can_idx = _as_i32(net.cancel_idx, "cancel_idx", 0)
+        join_code = _as_i32(net.join_code, "join_code", n_tasks)
+        join_n = _as_i32(net.join_n, "join_n", n_tasks)
+        rp = _as_rows(net.region_places, "region_places")
+        rt = _as_rows(net.region_tasks, "region_tasks")
+        self._keep = (pre_ptr, pre_idx, can_ptr, can_idx, join_code, join_n, rp, rt)
+        self.n_places = n_places
+        self.n_tasks = n_tasks
+        self.wp = _words(n_places)
+        self.wt = _words(n_tasks)
+        self.pre_ptr = _p32(pre_ptr)
+        self.pre_idx = _p32(pre_idx)
+        self.can_ptr = _p32(can_ptr)
+        self.can_idx = _p32(can_idx)
+        self.join_code = _p32(join_code)
+        self.join_n = _p32(join_n)
+        self.n_rp, self.rpw = rp.shape[0], rp.shape[1]
+        self.n_rt, self.rtw = rt.shape[0], rt.shape[1]
+        self.rp = _p64(rp)
+        self.rt = _p64(rt)
+        _check_csr(self.pre_ptr, n_tasks, self.pre_idx, pre_idx.shape[0], n_places, "preset")
+        _check_csr(self.can_ptr, n_tasks, self.can_idx, can_idx.shape[0], n_places, "cancel")
+
+
+cdef int _check_csr(const int32_t* ptr, Py_ssize_t n_rows, const int32_t* idx, Py_ssize_t n_idx,
+                    Py_ssize_t n_places, str name) except -1:
+    cdef Py_ssize_t t, i
+    if ptr[0] < 0:
+        raise ValueError(f"KernelNet.{name}_ptr[0] is {ptr[0]}, which is negative")
+    for t in range(n_rows):
+        if ptr[t + 1] < ptr[t]:
+            raise ValueError(f"KernelNet.{name}_ptr decreases at task {t}")
+    if ptr[n_rows] > n_idx:
+        raise ValueError(f"KernelNet.{name}_ptr[{n_rows}] is {ptr[n_rows]}, past the end of "
+                         f"{name}_idx ({n_idx} entries)")
+    for i in range(ptr[0], ptr[n_rows]):
+        if idx[i] < 0 or idx[i] >= n_places:
+            raise ValueError(f"KernelNet.{name}_idx[{i}] is {idx[i]}, not a place of a net of "
+                             f"{n_places} places")
+    return 0
+
+
+@cython.final
+@cython.freelist(32)
+@cython.auto_pickle(False)
+cdef class Marking:
+    """Tokens per place and busy items per task of one case, over a :class:`KernelNet`.
+
+    The compiled twin of ``yawlflow._hotpath._marking_py.Marking``; see its docstrings.
+    """
+
+    cdef _NetView _v
+    cdef Py_ssize_t _np, _nt, _wp, _wt, _n_rp, _n_rt  # copied from _v: 0 until __init__ ran
+    cdef int64_t* _tok
+    cdef int64_t* _busy
+    cdef uint64_t* _mb  # marked places
+    cdef uint64_t* _bb  # busy tasks
+
+    def __init__(self, net, tokens=None, busy=None):
+        cdef _NetView v = _NetView(net)
+        cdef Py_ssize_t i
+        toks = None if tokens is None else [int(x) for x in tokens]
+        counts = None if busy is None else [int(x) for x in busy]
+        if (toks is not None and len(toks) != v.n_places) or (
+            counts is not None and len(counts) != v.n_tasks
+        ):
+            raise ValueError("tokens/busy length does not match the net")
+        if min(toks or (0,)) < 0 or min(counts or (0,)) < 0:
+            raise ValueError("negative token or busy count")
+        self._alloc(v)
+        if toks is not None:
+            for i in range(v.n_places):
+                self._tok[i] = toks[i]
+                if self._tok[i]:
+                    self._mb[i >> 6] |= _bit(i)
+        if counts is not None:
+            for i in range(v.n_tasks):
+                self._busy[i] = counts[i]
+                if self._busy[i]:
+                    self._bb[i >> 6] |= _bit(i)
+
+    cdef int _alloc(self, _NetView v) except -1:
+        cdef size_t n = <size_t>(v.n_places + v.n_tasks + v.wp + v.wt)
+        cdef void* block = PyMem_Malloc(n * 8 if n else 8)
+        if block == NULL:
+            raise MemoryError()
+        memset(block, 0, n * 8)
+        if self._tok != NULL:  # __init__ called again
+            PyMem_Free(self._tok)
+        self._v = v
+        self._np, self._nt, self._wp, self._wt = v.n_places, v.n_tasks, v.wp, v.wt
+        self._n_rp, self._n_rt = v.n_rp, v.n_rt
+        self._tok = <int64_t*>block
+        self._busy = self._tok + v.n_places
+        self._mb = <uint64_t*>(self._busy + v.n_tasks)
+        self._bb = self._mb + v.wp
+        return 0
+
+    def __dealloc__(self):
+        if self._tok != NULL:
+            PyMem_Free(self._tok)
+            self._tok = NULL
+
+    # -- helpers (no Python objects) ----------------------------------------------------------
+    cdef inline int _take(self, Py_ssize_t p, int64_t n) except -1:
+        cdef int64_t have = self._tok[p]
+        if n < 0 or have < n:
+            raise ValueError(f"place {p} holds {have} tokens, cannot take {n}")
+        have -= n
+        self._tok[p] = have
+        if have == 0:
+            self._mb[p >> 6] &= ~_bit(p)
+        return 0
+
+    cdef inline int64_t _clear(self, Py_ssize_t p) noexcept:
+        cdef int64_t have = self._tok[p]
+        if have:
+            self._tok[p] = 0
+            self._mb[p >> 6] &= ~_bit(p)
+        return have
+
+    # -- tokens -------------------------------------------------------------------------------
+    def get(self, Py_ssize_t place):
+        """Tokens in ``place``."""
+        if <size_t>place >= <size_t>self._np:
+            _out_of_range("place", place, self._np)
+        return self._tok[place]
+
+    def add(self, Py_ssize_t place, int64_t n=1):
+        """Put ``n`` tokens in ``place``."""
+        if n <= 0:
+            if n < 0:
+                raise ValueError("cannot add a negative number of tokens")
+            return
+        if <size_t>place >= <size_t>self._np:
+            _out_of_range("place", place, self._np)
+        self._tok[place] += n
+        self._mb[place >> 6] |= _bit(place)
+
+    def take(self, Py_ssize_t place, int64_t n=1):
+        """Remove ``n`` tokens from ``place``; ValueError if it holds fewer."""
+        if <size_t>place >= <size_t>self._np:
+            _out_of_range("place", place, self._np)
+        self._take(place, n)
+
+    def clear(self, Py_ssize_t place):
+        """Empty ``place``; return how many tokens it held."""
+        if <size_t>place >= <size_t>self._np:
+            _out_of_range("place", place, self._np)
+        return self._clear(place)
+
+    def tokens(self):
+        """Tokens per place, as a new list."""
+        return _int_list(self._tok, self._np)
+
+    def marked(self):
+        """The marked places, ascending."""
+        cdef list out = []
+        cdef Py_ssize_t w
+        cdef uint64_t word
+        for w in range(self._wp):
+            word = self._mb[w]
+            while word:
+                out.append((w << 6) + yf_ctz64(word))
+                word &= word - 1
+        return out
+
+    def total(self):
+        """Tokens in all places."""
+        cdef int64_t s = 0
+        cdef Py_ssize_t i
+        for i in range(self._np):
+            s += self._tok[i]
+        return s
+
+    # -- busy items ---------------------------------------------------------------------------
+    def busy(self, Py_ssize_t task):
+        """Busy (started, unfinished) items of ``task``."""
+        if <size_t>task >= <size_t>self._nt:
+            _out_of_range("task", task, self._nt)
+        return self._busy[task]
+
+    def busy_add(self, Py_ssize_t task, int64_t n):
+        """Change the busy count of ``task`` by ``n``; ValueError if it would become negative."""
+        if <size_t>task >= <size_t>self._nt:
+            _out_of_range("task", task, self._nt)
+        cdef int64_t value = self._busy[task] + n
+        if value < 0:
+            raise ValueError(f"task {task} would have {value} busy items")
+        self._busy[task] = value
+        if value:
+            self._bb[task >> 6] |= _bit(task)
+        else:
+            self._bb[task >> 6] &= ~_bit(task)
+
+    def busy_counts(self):
+        """Busy items per task, as a new list."""
+        return _int_list(self._busy, self._nt)
+
+    # -- joins --------------------------------------------------------------------------------
+    def capacity(self, Py_ssize_t task):
+        """How many times ``task``'s join could fire now, by its tokens alone."""
+        if <size_t>task >= <size_t>self._nt:
+            _out_of_range("task", task, self._nt)
+        cdef _NetView v = self._v
+        cdef const int32_t* idx = v.pre_idx
+        cdef const int64_t* tok = self._tok
+        cdef Py_ssize_t i, a = v.pre_ptr[task], b = v.pre_ptr[task + 1]
+        cdef int32_t code = v.join_code[task]
+        cdef int64_t acc, x
+        if code == C_JOIN_AND:
+            if a == b:
+                return 0
+            acc = tok[idx[a]]
+            for i in range(a + 1, b):
+                x = tok[idx[i]]
+                if x < acc:
+                    acc = x
+            return acc
+        if code == C_JOIN_XOR or code == C_JOIN_THREADS:
+            acc = 0
+            for i in range(a, b):
+                acc += tok[idx[i]]
+            if code == C_JOIN_XOR:
+                return acc
+            return acc // (<int64_t>v.join_n[task])  # Python semantics: ZeroDivisionError on 0
+        for i in range(a, b):
+            if tok[idx[i]]:
+                return 1
+        return 0
+
+    def marked_inputs(self, Py_ssize_t task):
+        """How many of ``task``'s input places hold a token."""
+        if <size_t>task >= <size_t>self._nt:
+            _out_of_range("task", task, self._nt)
+        cdef _NetView v = self._v
+        cdef Py_ssize_t i, n = 0
+        for i in range(v.pre_ptr[task], v.pre_ptr[task + 1]):
+            if self._tok[v.pre_idx[i]]:
+                n += 1
+        return n
+
+    def consume(self, Py_ssize_t task):
+        """Consume the tokens of one firing of ``task``; return the places that changed."""
+        if <size_t>task >= <size_t>self._nt:
+            _out_of_range("task", task, self._nt)
+        cdef _NetView v = self._v
+        cdef const int32_t* idx = v.pre_idx
+        cdef Py_ssize_t i, p, a = v.pre_ptr[task], b = v.pre_ptr[task + 1]
+        cdef int32_t code = v.join_code[task]
+        cdef int64_t need, k, acc
+        cdef list changed = []
+        if code == C_JOIN_AND:
+            if a == b:
+                raise ValueError(f"task {task}: AND-join not enabled")
+            for i in range(a, b):
+                if self._tok[idx[i]] < 1:
+                    raise ValueError(f"task {task}: AND-join not enabled")
+            for i in range(a, b):
+                self._take(idx[i], 1)
+            return [idx[i] for i in range(a, b)]
+        if code == C_JOIN_XOR:
+            for i in range(a, b):
+                p = idx[i]
+                if self._tok[p]:
+                    self._take(p, 1)
+                    return [p]
+            raise ValueError(f"task {task}: XOR-join not enabled")
+        if code == C_JOIN_THREADS:
+            need = v.join_n[task]
+            acc = 0
+            for i in range(a, b):
+                acc += self._tok[idx[i]]
+            if acc < need:
+                raise ValueError(f"task {task}: thread merge not enabled")
+            for i in range(a, b):
+                if not need:
+                    break
+                p = idx[i]
+                k = self._tok[p]
+                if need < k:
+                    k = need
+                if k:
+                    self._take(p, k)
+                    need -= k
+                    changed.append(p)
+            return changed
+        for i in range(a, b):
+            p = idx[i]
+            if self._tok[p]:
+                self._take(p, 1)
+                changed.append(p)
+        if not changed:
+            raise ValueError(f"task {task}: join not enabled")
+        return changed
+
+    def clear_inputs(self, Py_ssize_t task):
+        """Empty every input place of ``task``; return those that held tokens."""
+        if <size_t>task >= <size_t>self._nt:
+            _out_of_range("task", task, self._nt)
+        cdef _NetView v = self._v
+        cdef Py_ssize_t i, p
+        cdef list out = []
+        for i in range(v.pre_ptr[task], v.pre_ptr[task + 1]):
+            p = v.pre_idx[i]
+            if self._clear(p):
+                out.append(p)
+        return out
+
+    def cancel(self, Py_ssize_t task):
+        """Empty the places of ``task``'s cancellation set; return those that held tokens."""
+        if <size_t>task >= <size_t>self._nt:
+            _out_of_range("task", task, self._nt)
+        cdef _NetView v = self._v
+        cdef Py_ssize_t i, p
+        cdef list out = []
+        for i in range(v.can_ptr[task], v.can_ptr[task + 1]):
+            p = v.can_idx[i]
+            if self._clear(p):
+                out.append(p)
+        return out
+
+    # -- OR-join regions ----------------------------------------------------------------------
+    def region_live(self, Py_ssize_t region):
+        """Whether a marked place or a busy task lies in ``region``."""
+        if <size_t>region >= <size_t>self._n_rp:
+            _out_of_range("region", region, self._n_rp)
+        cdef _NetView v = self._v
+        cdef const uint64_t* row = v.rp + region * v.rpw
+        cdef Py_ssize_t w, n = v.rpw if v.rpw < self._wp else self._wp
+        for w in range(n):
+            if row[w] & self._mb[w]:
+                return True
+        if <size_t>region >= <size_t>self._n_rt:
+            _out_of_range("region", region, self._n_rt)
+        row = v.rt + region * v.rtw
+        n = v.rtw if v.rtw < self._wt else self._wt
+        for w in range(n):
+            if row[w] & self._bb[w]:
+                return True
+        return False
+
+    def region_key(self, Py_ssize_t region):
+        """The marking and busy counts restricted to ``region`` (a memo key)."""
+        if <size_t>region >= <size_t>self._n_rp:
+            _out_of_range("region", region, self._n_rp)
+        if <size_t>region >= <size_t>self._n_rt:
+            _out_of_range("region", region, self._n_rt)
+        cdef _NetView v = self._v
+        cdef const uint64_t* prow = v.rp + region * v.rpw
+        cdef const uint64_t* trow = v.rt + region * v.rtw
+        cdef Py_ssize_t np_ = v.rpw if v.rpw < self._wp else self._wp
+        cdef Py_ssize_t nt_ = v.rtw if v.rtw < self._wt else self._wt
+        cdef Py_ssize_t w, i, pos = 0, size = 1
+        cdef uint64_t word
+        for w in range(np_):
+            size += 2 * yf_popcount64(prow[w] & self._mb[w])
+        for w in range(nt_):
+            size += 2 * yf_popcount64(trow[w] & self._bb[w])
+        cdef tuple key = PyTuple_New(size)
+        for w in range(np_):
+            word = prow[w] & self._mb[w]
+            while word:
+                i = (w << 6) + yf_ctz64(word)
+                word &= word - 1
+                _set_item(key, pos, i)
+                _set_item(key, pos + 1, self._tok[i])
+                pos += 2
+        _set_item(key, pos, -1)
+        pos += 1
+        for w in range(nt_):
+            word = trow[w] & self._bb[w]
+            while word:
+                i = (w << 6) + yf_ctz64(word)
+                word &= word - 1
+                _set_item(key, pos, i)
+                _set_item(key, pos + 1, self._busy[i])
+                pos += 2
+        return key
+
+    # -- copying ------------------------------------------------------------------------------
+    def copy(self):
+        """An independent copy."""
+        cdef Marking other = Marking.__new__(Marking)
+        cdef size_t n
+        if self._v is not None:
+            other._alloc(self._v)
+            n = <size_t>(self._np + self._nt + self._wp + self._wt)
+            memcpy(other._tok, self._tok, n * 8)
+        return other
+
+    def __eq__(self, other):
+        if not isinstance(other, Marking):
+            return NotImplemented
+        cdef Marking o = <Marking>other
+        if o._np != self._np or o._nt != self._nt:
+            return False
+        if self._tok == NULL or o._tok == NULL:  # one was never initialised: both are empty
+            return True
+        return (
+            memcmp(self._tok, o._tok, <size_t>self._np * 8) == 0
+            and memcmp(self._busy, o._busy, <size_t>self._nt * 8) == 0
+        )
+
+    __hash__ = None
+
+    def __repr__(self):
+        cdef Py_ssize_t i
+        marked = {i: self._tok[i] for i in range(self._np) if self._tok[i]}
+        busy = {i: self._busy[i] for i in range(self._nt) if self._busy[i]}
+        return f"Marking(tokens={marked}, busy={busy})"
+
+
+# counts are mostly small: take their int objects from here rather than converting each one
+cdef tuple _SMALL = tuple(range(256))
+
+
+cdef list _int_list(const int64_t* values, Py_ssize_t n):
+    cdef list out = PyList_New(n)
+    cdef Py_ssize_t i
+    cdef int64_t v
+    cdef PyObject* obj
+    cdef object big
+    for i in range(n):
+        v = values[i]
+        if 0 <= v < 256:
+            obj = PyTuple_GET_ITEM(_SMALL, v)
+            Py_INCREF(<object>obj)
+        else:
+            big = v
+            obj = <PyObject*>big
+            Py_INCREF(big)
+        PyList_SET_ITEM(out, i, <object>obj)
+    return out
+
+
+cdef inline void _set_item(tuple t, Py_ssize_t i, int64_t value):
+    cdef object obj = value
+    Py_INCREF(obj)
+    PyTuple_SET_ITEM(t, i, obj)
