@@ -16,6 +16,7 @@ the trace does not depend on timing or on the event-loop backend.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from collections.abc import Mapping
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from ._engine import Engine
 
 __all__ = ("Case", "Result", "WorkItem")
+
+_log = logging.getLogger(__name__)
 
 
 class WorkItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -333,6 +336,7 @@ class Case:
             case = case._parent
 
     def _begin(self, data: dict[str, Any]) -> None:
+        _log.debug("case %s started in net %r", self.id, self.net, extra={"case_id": self.id, "net": self.net})
         started = CaseStarted(case=self.id, net=self.net, data=data, seed=self._engine.seed,
                               parent=self._parent.id if self._parent else None, at_ns=self._now())
         self._engine.store.create(
@@ -423,6 +427,10 @@ class Case:
         )
 
     def _failure(self, effect: StartItem, exc: BaseException) -> Event:
+        _log.warning(
+            "case %s: item %s (%r) attempt %s failed: %s: %s", self.id, effect.item, effect.task, effect.attempt,
+            type(exc).__name__, exc, extra={"case_id": self.id, "item_id": effect.item, "task": effect.task},
+        )
         return ItemFailed(item=effect.item, error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__,
                           at_ns=self._now())
 
@@ -556,6 +564,7 @@ class Case:
     # -- internals: ending, waiting ------------------------------------------------------------
     def _finish(self, effect: CaseFinished) -> None:
         self._finished = True
+        _log.debug("case %s %s", self.id, effect.status, extra={"case_id": self.id, "status": effect.status})
         self._engine.store.set_status(self.id, effect.status)
         for scope in list(self._scopes.values()):
             scope.cancel()

@@ -417,3 +417,47 @@ async def test_cases_lists_and_filters() -> None:
         assert engine.case(done.id) is done
         with pytest.raises(yf.InvalidEventError, match="no case 'nope'"):
             engine.case("nope")
+
+
+def test_logs_go_to_module_loggers_and_leave_the_root_logger_alone(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    root_handlers = list(logging.getLogger().handlers)
+    root_level = logging.getLogger().level
+
+    def boom(data: dict[str, Any]) -> None:
+        raise ValueError("no stock")
+
+    with caplog.at_level(logging.DEBUG, logger="yawlflow"):
+        result = yf.run(yf.loads(SEQ), handlers={"inc": boom})
+    assert result.status == "failed"
+    failed = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert failed and failed[0].name.startswith("yawlflow.")
+    assert getattr(failed[0], "case_id", None) == result.case_id
+    assert "no stock" in failed[0].getMessage()
+    assert logging.getLogger().handlers == root_handlers
+    assert logging.getLogger().level == root_level
+
+
+def test_fold_of_the_stored_log_equals_the_live_state() -> None:
+    from yawlflow._runner import NetRunner
+
+    spec = yf.loads(TIMEOUT_CHOICE)
+
+    async def main() -> None:
+        async with yf.Engine() as engine:
+            case = await engine.start(spec)
+            [offer] = case.work_items(state="offered")
+            await case.start_item(offer.id)
+            await case.complete(offer.id, {"ok": 1})
+            await case.result()
+            events = engine.store.events(case.id)
+            runner = NetRunner(case._runner.net)
+            state = runner.initial_state(events[0])  # type: ignore[arg-type]
+            trace: list[dict[str, Any]] = []
+            for event in events:
+                trace.extend(runner.handle(state, event).trace)
+            assert state == case._state
+            assert trace == case.trace
+
+    anyio.run(main)
