@@ -10,7 +10,8 @@ it (the part before the split) — and resets at once.
 
 A *mutex* region is active from the start of one of its tasks until none of its tasks is enabled
 or busy; while it is, the other regions of the mutex cannot start, and inside it one thread at a
-time may run. The runner asks :func:`mutex_blocked` as a factor of a task's capacity, marks the
+time may run: a thread is inside while one of the region's tasks is busy or a token lies on a
+place between two of its tasks, and a task with no such place in its preset *enters* the region. The runner asks :func:`mutex_blocked` as a factor of a task's capacity, marks the
 region on start (:func:`enter`), and releases regions at the end of a settle pass
 (:func:`release_mutexes`), re-examining the tasks they blocked.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import _mi
 from ._state import CaseState, JoinState
 
 if TYPE_CHECKING:
@@ -83,6 +85,8 @@ def _cancel_branches(r: NetRunner, s: CaseState, t: int, arrived: int) -> None:
             places |= bp
             tasks |= bt
     tasks -= keep_t
+    for u in sorted(tasks & set(s.mi)):
+        _mi.withdraw_group(r, s, u)
     for item_id in list(s.items):
         item = s.items.get(item_id)
         if item is not None and item.tid in tasks:
@@ -99,15 +103,26 @@ def mutex_blocked(r: NetRunner, s: CaseState, t: int) -> bool:
             continue
         if active != region:
             return True
-        if any(s.marking.busy(u) for u in r.net.mutex_regions[name][region]):
-            return True  # one thread of the case inside the region at a time
+        if (t, name, region) in r._entering and _occupied(r, s, name, region):
+            return True  # one thread of the case inside the region at a time (WCP-39)
     return False
 
 
+def _occupied(r: NetRunner, s: CaseState, name: str, region: int) -> bool:
+    """Whether a thread is inside: a task of the region busy, or a token between two of its tasks."""
+    return any(s.marking.busy(u) for u in r.net.mutex_regions[name][region]) or any(
+        s.marking.get(p) for p in r._internal[(name, region)]
+    )
+
+
 def enter(r: NetRunner, s: CaseState, t: int) -> None:
-    """Task ``t`` starts: its regions become active."""
+    """Task ``t`` starts: its regions become active; the other regions' tasks look again (their
+    offers are withdrawn while the region is active)."""
     for name, region in r.net.mutex_of[t]:
-        s.mutex[name] = region
+        if s.mutex.get(name) != region:
+            s.mutex[name] = region
+            for u in r._mutex_peers[t]:
+                r._touch(u)
 
 
 def release_mutexes(r: NetRunner, s: CaseState) -> bool:

@@ -35,7 +35,15 @@ from ._state import CaseState, ItemRecord, MIGroup
 if TYPE_CHECKING:
     from ._runner import NetRunner
 
-__all__ = ("add_instance", "check", "force_complete", "instance_completed", "instance_ended", "start")
+__all__ = (
+    "add_instance",
+    "check",
+    "force_complete",
+    "instance_completed",
+    "instance_ended",
+    "start",
+    "withdraw_group",
+)
 
 
 def _fail(r: NetRunner, s: CaseState, t: int, message: str) -> None:
@@ -120,14 +128,22 @@ def instance_ended(r: NetRunner, s: CaseState, item: ItemRecord, output: dict[st
 def _ended(r: NetRunner, s: CaseState, t: int, group: MIGroup, item: ItemRecord,
            output: dict[str, Any] | None, *, ok: bool) -> None:
     group.live.remove(item.id)
-    if not group.done:
+    spec = r.net.tasks[t].instances
+    if spec is None or item.instance is None:  # pragma: no cover
+        raise YawlflowInternalError("an instance of a task without instances: this is a bug; please report it")
+    if ok and spec.join == "none":
+        # WCP-12: the task completed at once; each output still merges as it completes.
+        group.results[item.instance] = dict(output or {})
+        if spec.as_ is None:
+            r._merge_output(s, t, output)
+        else:
+            s.data[spec.as_] = [group.results[i] for i in sorted(group.results)]
+    elif not group.done:
         group.finished += 1
         if ok:
             group.completed += 1
-            if item.instance is None:  # pragma: no cover
-                raise YawlflowInternalError("item.instance is unset: this is a bug; please report it")
             group.results[item.instance] = dict(output or {})
-            if r.net.tasks[t].instances.as_ is None:  # type: ignore[union-attr]
+            if spec.as_ is None:
                 r._merge_output(s, t, output)
         if t not in r._mi_opening:  # not while the group is still being created
             _check_join(r, s, t, group)
@@ -192,6 +208,22 @@ def _complete(r: NetRunner, s: CaseState, t: int, group: MIGroup) -> None:
         del s.mi[t]
         r._touch(t)
     r._route(s, t, whole, output)
+
+
+def withdraw_group(r: NetRunner, s: CaseState, t: int) -> None:
+    """Withdraw every live instance of ``t`` and the task as a whole, without completing it
+    (WCP-26, a cancelled case, a cancelling partial join's branch)."""
+    group = s.mi.pop(t, None)
+    if group is None:
+        return
+    for item_id in list(group.live):
+        live = s.items.get(item_id)
+        if live is not None:
+            r._withdraw(s, live)
+    if not group.done:
+        whole = ItemRecord(id=group.item, tid=t, task=r.net.task_names[t], net=s.net, state="cancelled")
+        r._rec("item.cancelled", whole)
+    r._touch(t)
 
 
 def force_complete(r: NetRunner, s: CaseState, t: int) -> None:

@@ -118,7 +118,6 @@ class NetRunner:
                     watch_place[p].add(t)
                 for u in net.region_tasks_of[r]:
                     watch_busy[u].add(t)
-        self._watch_place = tuple(tuple(sorted(w)) for w in watch_place)
         self._watch_busy = tuple(tuple(sorted(w)) for w in watch_busy)
         self._triggered = {t for t, spec in enumerate(net.tasks) if spec.trigger is not None}
         self._explicit = net.spec.termination == "explicit"
@@ -127,6 +126,30 @@ class NetRunner:
             (k in (KIND_ROUTING, KIND_AUTO, KIND_COMPOSITE) or net.tasks[t].instances is not None)
             and t not in self._triggered
             for t, k in enumerate(net.kind)
+        )
+        # Mutex regions: a region's internal places (all producers and consumers inside it) hold
+        # threads that are inside; a task with no internal input *enters* the region.
+        self._internal: dict[tuple[str, int], tuple[int, ...]] = {}
+        entering: set[tuple[int, str, int]] = set()
+        for mname, regions in net.mutex_regions.items():
+            for r, region in enumerate(regions):
+                members = set(region)
+                internal = tuple(
+                    p for p in range(n_places)
+                    if net.producers[p] and set(net.producers[p]) <= members and set(net.consumers[p]) <= members
+                )
+                self._internal[(mname, r)] = internal
+                for u in region:
+                    if not any(p in internal for p in net.preset[u]):
+                        entering.add((u, mname, r))
+                for p in internal:
+                    for other in net.mutex_regions[mname]:
+                        watch_place[p].update(other)
+        self._entering = frozenset(entering)
+        self._watch_place = tuple(tuple(sorted(w)) for w in watch_place)
+        self._mutex_peers = tuple(
+            tuple(sorted({u for name, _r in net.mutex_of[t] for region in net.mutex_regions[name] for u in region}))
+            for t in range(net.n_tasks)
         )
         self._reached_end = False
         # Per-step scratch, reset by ``handle``; kept on self so the hot loop avoids closures.
@@ -304,6 +327,8 @@ class NetRunner:
         s.marking.busy_add(t, n)
         for u in self._watch_busy[t]:
             self._touch(u)
+        for u in self._mutex_peers[t]:  # a thread left or entered a region: its peers look again
+            self._touch(u)
 
     def _new_item(self, s: CaseState, t: int, state: str) -> ItemRecord:
         item = ItemRecord(id=s.next_item, tid=t, task=self.net.task_names[t], net=s.net, state=state)  # type: ignore[arg-type]
@@ -462,6 +487,7 @@ class NetRunner:
             self._rec("item.enabled", item)
         if kind == KIND_EXTERNAL:
             item.state = "offered"
+            item.extra = extra or None
             self._rec("item.offered", item)
             return
         if kind == KIND_TIMER:
@@ -506,6 +532,8 @@ class NetRunner:
         item.state = "started"
         item.first_at_ns = at_ns
         item.data = self._input_for(s, item.tid)
+        if item.extra:
+            item.data.update(item.extra)  # an instance's `item` (and add_instance data)
         item.busy = True
         self._busy(item.tid, 1)
         self._rec("item.started", item)
@@ -573,8 +601,8 @@ class NetRunner:
             self._withdraw_all(s)
             self._finish(s, "cancelled", None)
         for u in net.cancel_tasks[t]:
-            if s.mi.pop(u, None) is not None:  # WCP-26: the MI task is withdrawn, not completed
-                self._touch(u)
+            if u in s.mi:  # WCP-26: the MI task is withdrawn, not completed
+                _mi.withdraw_group(self, s, u)
             for other in [s.items[i] for i in list(s.items) if s.items[i].tid == u]:
                 self._withdraw(s, other)
         for name in net.tasks[t].completes:  # WCP-27: force-complete these MI tasks
@@ -630,6 +658,8 @@ class NetRunner:
             _mi.instance_ended(self, s, item, None, ok=False)
 
     def _withdraw_all(self, s: CaseState) -> None:
+        for t in sorted(s.mi):
+            _mi.withdraw_group(self, s, t)
         for item_id in list(s.items):
             item = s.items.get(item_id)
             if item is not None:

@@ -30,10 +30,11 @@ class ItemRecord:
         attempt: the current attempt (1-based) of an auto item.
         claimed: whether its tokens were consumed (started, or triggered).
         busy: whether it counts as busy for the OR-join (started and not finished).
+        extra: input an offered instance adds to the task's input when it starts (its ``item``).
     """
 
-    __slots__ = ("attempt", "busy", "claimed", "data", "first_at_ns", "id", "instance", "net", "state", "task",
-                 "tid")
+    __slots__ = ("attempt", "busy", "claimed", "data", "extra", "first_at_ns", "id", "instance", "net", "state",
+                 "task", "tid")
 
     def __init__(
         self, *, id: int, tid: int, task: str, net: str, state: ItemState, instance: int | None = None
@@ -48,12 +49,13 @@ class ItemRecord:
         self.attempt = 1
         self.claimed = False
         self.busy = False
+        self.extra: dict[str, Any] | None = None
         self.first_at_ns = 0
 
     def snapshot(self) -> tuple[object, ...]:
         """A comparable value of every field (used to compare states)."""
         return (self.id, self.tid, self.task, self.net, self.state, self.instance, _copy.deepcopy(self.data),
-                self.attempt,
+                _copy.deepcopy(self.extra), self.attempt,
                 self.claimed, self.busy, self.first_at_ns)
 
     def __repr__(self) -> str:
@@ -173,6 +175,7 @@ class CaseState:
         for k, item in self.items.items():
             clone = _copy.copy(item)
             clone.data = _copy.deepcopy(item.data)
+            clone.extra = _copy.deepcopy(item.extra)
             other.items[k] = clone
         other.waiting = [list(w) for w in self.waiting]
         other.signals = dict(self.signals)
