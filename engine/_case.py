@@ -131,7 +131,7 @@ class Case:
         self._tg: anyio.abc.TaskGroup | None = None
         self._pending: list[tuple[Any, tuple[Any, ...]]] = []
         self._scopes: dict[int, anyio.CancelScope] = {}
-        self._timers: dict[int, int] = {}  # item -> deadline (ns), served by one sleeper per case
+        self._timers: dict[tuple[int, str], int] = {}  # (item, purpose) -> deadline (ns); one sleeper
         self._timer_loop_started = False
         self._timer_scope: anyio.CancelScope | None = None
         self._timer_wakeup: anyio.Event | None = None
@@ -368,13 +368,13 @@ class Case:
             root = self._root
             root._ready = [(c, e) for c, e in root._ready if not (c is self and e.item == effect.item)]
         elif isinstance(effect, ArmTimer):
-            self._timers[effect.item] = self._now() + effect.after_ns
+            self._timers[(effect.item, effect.purpose)] = self._now() + effect.after_ns
             if not self._timer_loop_started:
                 self._timer_loop_started = True
                 self._spawn(self._timer_loop)
             self._poke_timers()
         elif isinstance(effect, DisarmTimer):
-            if self._timers.pop(effect.item, None) is not None:
+            if self._timers.pop((effect.item, effect.purpose), None) is not None:
                 self._poke_timers()
         elif isinstance(effect, StartSubcase):
             child = Case(self._engine, self._spec, effect.net, effect.case, parent=self,
@@ -521,10 +521,10 @@ class Case:
             if scope.cancelled_caught:
                 continue  # the set of timers changed: look again
             now = self._now()
-            for deadline, item in sorted((d, i) for i, d in self._timers.items() if d <= now):
-                if self._timers.get(item) == deadline:
-                    del self._timers[item]
-                    self._post(TimerFired(item=item, at_ns=now))
+            for deadline, key in sorted((d, k) for k, d in self._timers.items() if d <= now):
+                if self._timers.get(key) == deadline:
+                    del self._timers[key]
+                    self._post(TimerFired(item=key[0], purpose=key[1], at_ns=now))
 
     async def _driver(self) -> None:
         """Seeded mode: run the tree's ready items one at a time, in a seed-chosen order."""

@@ -48,16 +48,22 @@ class CancelItem(_Effect, frozen=True, kw_only=True, tag="cancel_item"):
 
 
 class ArmTimer(_Effect, frozen=True, kw_only=True, tag="arm_timer"):
-    """Deliver ``TimerFired(item)`` after ``after_ns`` nanoseconds of the engine's clock."""
+    """Deliver ``TimerFired(item, purpose)`` after ``after_ns`` nanoseconds of the engine's clock.
+
+    ``purpose``: ``timer`` (the task's ``timer``: the item completes) or ``timeout`` (the task's
+    ``timeout`` on an external or composite item: the item fails).
+    """
 
     item: int
     after_ns: int
+    purpose: str = "timer"
 
 
 class DisarmTimer(_Effect, frozen=True, kw_only=True, tag="disarm_timer"):
-    """Forget the timer of item ``item``."""
+    """Forget the timer (``purpose``) of item ``item``."""
 
     item: int
+    purpose: str = "timer"
 
 
 class CaseFinished(_Effect, frozen=True, kw_only=True, tag="case_finished"):

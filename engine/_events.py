@@ -89,9 +89,10 @@ class SignalForwarded(_Event, frozen=True, kw_only=True, tag="signal_forwarded")
 
 
 class TimerFired(_Event, frozen=True, kw_only=True, tag="timer_fired"):
-    """The timer armed for item ``item`` expired."""
+    """The timer armed for item ``item`` expired (``purpose``: ``timer`` or ``timeout``)."""
 
     item: int
+    purpose: str = "timer"
 
 
 class InstanceAdded(_Event, frozen=True, kw_only=True, tag="instance_added"):

@@ -265,7 +265,10 @@ class NetRunner:
             if not s.signals[event.signal]:
                 del s.signals[event.signal]
         elif isinstance(event, TimerFired):
-            self._timer(s, s.items[event.item], event.at_ns)
+            if event.purpose == "timeout":
+                self._timed_out(s, s.items[event.item], event.at_ns)
+            else:
+                self._timer(s, s.items[event.item], event.at_ns)
         elif isinstance(event, InstanceAdded):
             _mi.add_instance(self, s, event)
         elif isinstance(event, ForceCompleteRequested):
@@ -507,6 +510,7 @@ class NetRunner:
             self._effects.append(StartItem(item=item.id, task=item.task, net=s.net, input=item.data,
                                            attempt=item.attempt, key=f"{s.case}/{item.id}"))
         else:
+            self._arm_timeout(item)
             if spec.net is None:  # pragma: no cover
                 raise YawlflowInternalError("spec.net is unset: this is a bug; please report it")
             self._effects.append(StartSubcase(item=item.id, task=item.task, net=spec.net,
@@ -534,6 +538,7 @@ class NetRunner:
         item.data = self._input_for(s, item.tid)
         if item.extra:
             item.data.update(item.extra)  # an instance's `item` (and add_instance data)
+        self._arm_timeout(item)
         item.busy = True
         self._busy(item.tid, 1)
         self._rec("item.started", item)
@@ -562,6 +567,7 @@ class NetRunner:
         spec = self.net.tasks[t]
         if spec.timer is not None:
             self._effects.append(DisarmTimer(item=item.id))
+        self._disarm_timeout(item)
         if item.instance is not None:
             _mi.instance_completed(self, s, item, output)
             return
@@ -647,6 +653,7 @@ class NetRunner:
         spec = self.net.tasks[t]
         if spec.timer is not None:
             self._effects.append(DisarmTimer(item=item.id))
+        self._disarm_timeout(item)
         if item.busy:
             item.busy = False
             self._busy(t, -1)
@@ -677,7 +684,7 @@ class NetRunner:
         spec = self.net.tasks[t]
         retry = spec.retry
         info = {"attempt": item.attempt, "error": event.error}
-        if retry is not None and item.attempt < retry.attempts and (
+        if retry is not None and self.net.kind[t] == KIND_AUTO and item.attempt < retry.attempts and (
             not retry.on or event.error_type in retry.on
         ) and (retry.deadline_ns is None or event.at_ns - item.first_at_ns < retry.deadline_ns):
             self._rec("item.retried", item, data=info)
@@ -688,9 +695,12 @@ class NetRunner:
                                            attempt=item.attempt, key=f"{s.case}/{item.id}"))
             return
         del s.items[item.id]
+        self._disarm_timeout(item)
         if item.busy:
             item.busy = False
             self._busy(t, -1)
+            if self.net.kind[t] == KIND_COMPOSITE:
+                self._effects.append(CancelItem(item=item.id))  # a timed-out sub-case is halted
         item.state = "failed"
         self._rec("item.failed", item, data=info)
         if item.instance is not None and not spec.critical:
@@ -739,6 +749,21 @@ class NetRunner:
             (trig := self.net.tasks[t].trigger) is not None and trig.persistent and trig.signal == signal
             for t in self._triggered
         )
+
+    def _arm_timeout(self, item: ItemRecord) -> None:
+        timeout = self.net.tasks[item.tid].timeout_ns
+        if timeout is not None:
+            self._effects.append(ArmTimer(item=item.id, after_ns=timeout, purpose="timeout"))
+
+    def _disarm_timeout(self, item: ItemRecord) -> None:
+        if self.net.tasks[item.tid].timeout_ns is not None and item.busy and self.net.kind[item.tid] != KIND_AUTO:
+            self._effects.append(DisarmTimer(item=item.id, purpose="timeout"))
+
+    def _timed_out(self, s: CaseState, item: ItemRecord, at_ns: int) -> None:
+        """An external or composite item ran past its task's ``timeout``: it fails."""
+        timeout = self.net.tasks[item.tid].timeout_ns or 0
+        error = f"TimeoutError: task {item.task!r} timed out after {timeout / 1e9:g}s"
+        self._fail_item(s, item, ItemFailed(item=item.id, error=error, error_type="TimeoutError", at_ns=at_ns))
 
     def _timer(self, s: CaseState, item: ItemRecord, at_ns: int) -> None:
         """The item's timer expired: it completes now (a deferred choice against the timeout)."""

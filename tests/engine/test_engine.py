@@ -461,3 +461,57 @@ def test_fold_of_the_stored_log_equals_the_live_state() -> None:
             assert trace == case.trace
 
     anyio.run(main)
+
+
+async def test_timeout_fails_a_started_external_item_on_the_engine_clock() -> None:
+    spec = yf.loads(
+        """
+yawlflow: 1
+id: t
+nets:
+  main:
+    input: s
+    output: e
+    tasks:
+      review: {external: true, timeout: 1h, flows: [e]}
+"""
+    )
+    clock = FakeClock()
+    async with yf.Engine(clock=clock) as engine:
+        case = await engine.start(spec)
+        [offer] = case.work_items(state="offered")
+        await clock.advance(7200)  # offered, not started: the timeout has not begun
+        await case.start_item(offer.id)
+        await clock.advance(3599)
+        assert case.status == "running"
+        await clock.advance(1)
+        result = await case.result()
+    assert result.status == "failed"
+    assert [e["data"] for e in result.trace if e["event"] == "item.failed"] == [
+        {"attempt": 1, "error": "TimeoutError: task 'review' timed out after 3600s"}
+    ]
+
+
+async def test_completing_in_time_disarms_the_timeout() -> None:
+    spec = yf.loads(
+        """
+yawlflow: 1
+id: t
+nets:
+  main:
+    input: s
+    output: e
+    tasks:
+      review: {external: true, timeout: 1h, flows: [e]}
+"""
+    )
+    clock = FakeClock()
+    async with yf.Engine(clock=clock) as engine:
+        case = await engine.start(spec)
+        [offer] = case.work_items(state="offered")
+        await case.start_item(offer.id)
+        await clock.advance(10)
+        await case.complete(offer.id, {"ok": True})
+        result = await case.result()
+        await clock.advance(7200)
+    assert result.status == "completed"
