@@ -11,9 +11,10 @@ it (the part before the split) — and resets at once.
 A *mutex* region is active from the start of one of its tasks until none of its tasks is enabled
 or busy; while it is, the other regions of the mutex cannot start, and inside it one thread at a
 time may run: a thread is inside while one of the region's tasks is busy or a token lies on a
-place between two of its tasks, and a task with no such place in its preset *enters* the region. The runner asks :func:`mutex_blocked` as a factor of a task's capacity, marks the
-region on start (:func:`enter`), and releases regions at the end of a settle pass
-(:func:`release_mutexes`), re-examining the tasks they blocked.
+place between two of its tasks, and a task with no such place in its preset *enters* the region.
+The runner asks :func:`mutex_blocked` as a factor of a task's capacity, marks the region on start
+(:func:`enter`), and releases regions at the end of a settle pass (:func:`release_mutexes`),
+re-examining the tasks they blocked.
 """
 
 from __future__ import annotations
