@@ -127,10 +127,33 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--net", metavar="NAME", help="draw only this net (default: every net)")
 
-    commands.add_parser(
+    patterns = commands.add_parser(
         "patterns",
-        help="list the 43 workflow control-flow patterns and how yawlflow writes each",
-        description="The 43 workflow control-flow patterns (Russell et al., 2006): how a spec writes each.",
+        help="list the 43 workflow control-flow patterns, or run one's catalogue spec",
+        description=(
+            "The 43 workflow control-flow patterns (Russell et al., 2006): how a spec writes each.\n"
+            "`yawlflow patterns run N` runs pattern N's catalogue spec and checks its properties."
+        ),
+        epilog="exit codes of `patterns run`: 0 every property holds, 1 one does not, 2 bad input",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pattern_commands = patterns.add_subparsers(dest="patterns_command", metavar="[run N]", parser_class=_Parser)
+    run_pattern = pattern_commands.add_parser(
+        "run",
+        help="run pattern N's catalogue spec; print its trace and property checks",
+        description=(
+            "Run pattern N's catalogue spec deterministically (a seeded engine on a virtual clock), "
+            "print its trace and whether each property that defines the pattern holds."
+        ),
+        epilog="exit codes: 0 every property holds, 1 one does not, 2 bad input (e.g. N outside 1..43)",
+    )
+    run_pattern.add_argument("number", metavar="N", type=int, help="the pattern's number, 1 to 43")
+    run_pattern.add_argument("--seed", type=int, default=0, metavar="S", help="the seed (default: 0)")
+    run_pattern.add_argument(
+        "--json", action="store_true", help="print one JSON object: pattern, status, trace, properties"
+    )
+    run_pattern.add_argument(
+        "--backend", choices=BACKENDS, default="asyncio", help="the async backend (default: asyncio)"
     )
     return parser
 
@@ -552,22 +575,83 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _patterns(args: argparse.Namespace) -> int:
+    if getattr(args, "patterns_command", None) == "run":
+        return _pattern_run(args)
     import shutil
     import textwrap
 
-    from .patterns import PATTERN_TABLE
+    from .patterns import PATTERNS
 
-    width = max(len(name) for _, name, _ in PATTERN_TABLE)
-    indent = 3 + 2 + width + 2
+    # The catalogue is the source of truth: a pattern is listed as supported because its spec runs
+    # and its properties are checked (tests/patterns/test_catalogue.py).
+    support = "yes/direct"
+    width = max(len(p.name) for p in PATTERNS.values())
+    indent = 3 + 2 + width + 2 + len(support) + 2
     # On a terminal the last column wraps under itself; into a pipe each pattern is one line.
     room = shutil.get_terminal_size().columns - indent if sys.stdout.isatty() else 0
-    print(f"{'WCP':>3}  {'pattern':<{width}}  how yawlflow writes it")
-    for number, name, how in PATTERN_TABLE:
-        lines = textwrap.wrap(how, room) if room >= 30 else [how]
-        print(f"{number:>3}  {name:<{width}}  {lines[0]}")
+    print(f"{'WCP':>3}  {'pattern':<{width}}  {'supported':<{len(support)}}  how yawlflow writes it")
+    for p in PATTERNS.values():
+        lines = textwrap.wrap(p.construct, room) if room >= 30 else [p.construct]
+        print(f"{p.number:>3}  {p.name:<{width}}  {support}  {lines[0]}")
         for more in lines[1:]:
             print(" " * indent + more)
+    print(f"\nall {len(PATTERNS)} supported directly; run one with: yawlflow patterns run N [--seed S]")
     return EXIT_COMPLETED
+
+
+def _pattern_run(args: argparse.Namespace) -> int:
+    """``yawlflow patterns run N``: run the catalogue spec, print the trace and the property checks."""
+    import importlib.util
+
+    import orjson
+
+    from .patterns import check, get, run_pattern
+
+    if args.backend == "trio" and importlib.util.find_spec("trio") is None:
+        raise _BadInput("--backend trio: trio is not installed: pip install 'yawlflow[trio]'")
+    try:
+        pattern = get(args.number)
+    except KeyError:
+        raise _BadInput(
+            f"yawlflow patterns run: no pattern {args.number}: the patterns are numbered 1 to 43 "
+            "(list them with: yawlflow patterns)"
+        ) from None
+    result = run_pattern(pattern.number, seed=args.seed, backend=args.backend)
+    verdicts = check(pattern.number, result)
+    ok = all(v.ok for v in verdicts)
+    if args.json:
+        payload = {
+            "number": pattern.number,
+            "name": pattern.name,
+            "seed": args.seed,
+            "backend": args.backend,
+            "case_id": result.case_id,
+            "status": result.status,
+            "data": result.data,
+            "trace": result.trace,
+            "properties": [{"name": v.name, "ok": v.ok, "message": v.message} for v in verdicts],
+            "ok": ok,
+        }
+        _write_bytes(orjson.dumps(payload, option=orjson.OPT_APPEND_NEWLINE))
+        return EXIT_COMPLETED if ok else EXIT_FAILED
+    lines = [f"{pattern.title} (seed {args.seed}, {args.backend}): case {result.case_id} {result.status}"]
+    if result.error is not None:
+        lines.append(f"error: {result.error}")
+    lines.append("trace:")
+    for record in result.trace:
+        case = "" if record["case"] == result.case_id else f"  [{record['case']}]"
+        instance = f"[{record['instance']}]" if record["instance"] is not None else ""
+        task = f" {record['task']}{instance}" if record["task"] is not None else ""
+        item = f" (item {record['item']})" if record["item"] is not None else ""
+        data = f"  {orjson.dumps(record['data']).decode()}" if record["data"] else ""
+        lines.append(f"  {record['seq']:>3}  {record['event']}{task}{item}{data}{case}")
+    lines.append("properties:")
+    for v in verdicts:
+        lines.append(f"  {'ok  ' if v.ok else 'FAIL'}  {v.name}" + ("" if v.ok else f": {v.message}"))
+    held = sum(v.ok for v in verdicts)
+    lines.append(f"{held} of {len(verdicts)} properties hold")
+    _write_bytes(("\n".join(lines) + "\n").encode())
+    return EXIT_COMPLETED if ok else EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m yawlflow.cli`

@@ -514,7 +514,10 @@ def test_patterns_lists_all_43(capsys: pytest.CaptureFixture[str]) -> None:
     rows = [line for line in out.splitlines() if re.match(r"^\s*\d+\s", line)]
     assert len(rows) == 43
     assert [int(row.split()[0]) for row in rows] == list(range(1, 44))
-    assert re.search(r"^ 16  Deferred Choice\s+a condition whose postset holds several offered", out, re.M)
+    assert all(re.search(r"\syes/direct\s", row) for row in rows)
+    assert re.search(
+        r"^ 16  Deferred Choice\s+yes/direct  a condition whose postset holds several offered", out, re.M
+    )
     assert re.search(r"^ 43  Explicit Termination\s", out, re.M)
 
 
