@@ -4,6 +4,7 @@ The public API, re-exported flat. Names are loaded on first use (PEP 562), so ``
 costs almost nothing: numpy, anyio, PyYAML and CEL load only when a spec or an engine needs them.
 """
 
+import logging as _logging
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError as ConfigError
@@ -92,3 +93,7 @@ def __dir__() -> list[str]:
 
 
 _publish(__name__, __all__, globals())
+
+# A library never configures logging: without this, Python's last-resort handler would print our
+# warnings to stderr in programs that configured nothing.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
