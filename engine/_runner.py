@@ -131,17 +131,17 @@ class NetRunner:
         # threads that are inside; a task with no internal input *enters* the region.
         self._internal: dict[tuple[str, int], tuple[int, ...]] = {}
         entering: set[tuple[int, str, int]] = set()
-        for mname, regions in net.mutex_regions.items():
-            for r, region in enumerate(regions):
+        for mname, mregions in net.mutex_regions.items():
+            for ri, region in enumerate(mregions):
                 members = set(region)
                 internal = tuple(
                     p for p in range(n_places)
                     if net.producers[p] and set(net.producers[p]) <= members and set(net.consumers[p]) <= members
                 )
-                self._internal[(mname, r)] = internal
+                self._internal[(mname, ri)] = internal
                 for u in region:
                     if not any(p in internal for p in net.preset[u]):
-                        entering.add((u, mname, r))
+                        entering.add((u, mname, ri))
                 for p in internal:
                     for other in net.mutex_regions[mname]:
                         watch_place[p].update(other)
