@@ -251,6 +251,7 @@ class NetRunner:
         elif isinstance(event, ItemStarted):
             self._start_offered(s, s.items[event.item], event.at_ns)
         elif isinstance(event, CaseStarted):
+            s.case, s.seed, s.flags = event.case, event.seed, event.flags
             s.data = dict(event.data)
             self._record("case.started", data=dict(event.data))
             self._mark(0, 1)
