@@ -286,7 +286,7 @@ async def test_timer_against_an_offer_is_a_deferred_choice() -> None:
     clock = FakeClock()
     async with yf.Engine(clock=clock) as engine:
         case = await engine.start(yf.loads(TIMEOUT_CHOICE))
-        [offer] = case.work_items(state="offered")
+        assert len(case.work_items(state="offered")) == 1
         await clock.advance(3599)
         assert case.work_items(state="offered")
         await clock.advance(1)
