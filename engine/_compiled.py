@@ -11,7 +11,8 @@ places and tasks from which it can be reached without passing through the join) 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 import numpy as np
@@ -21,7 +22,7 @@ from ._errors import Problem, SpecError
 from ._hotpath import JOIN_AND, JOIN_OR, JOIN_PARTIAL, JOIN_THREADS, JOIN_XOR, KernelNet
 from ._spec._model import FlowSpec, NetSpec, Spec, TaskSpec
 
-__all__ = ("CompiledFlow", "CompiledNet", "CompiledSpec", "compile_spec")
+__all__ = ("CompiledFlow", "CompiledNet", "CompiledSpec", "attach_kernels", "compile_spec", "precompiled_kernels")
 
 KIND_ROUTING: Final = 0
 KIND_AUTO: Final = 1
@@ -72,6 +73,14 @@ def _csr(rows: list[tuple[int, ...]]) -> tuple[npt.NDArray[np.int32], npt.NDArra
     return ptr, idx
 
 
+def _members(row: npt.NDArray[np.uint64]) -> tuple[int, ...]:
+    """The ids set in one packed bitset row (the inverse of :func:`_bits`)."""
+    # Little-endian words viewed as bytes, bits read least significant first: bit i of word w is
+    # member 64*w + i. Arrays read from a .ywc file are '<u8' on every machine, so this holds there.
+    bits = np.unpackbits(np.ascontiguousarray(row, dtype="<u8").view(np.uint8), bitorder="little")
+    return tuple(np.flatnonzero(bits).tolist())
+
+
 def _task_kind(task: TaskSpec) -> int:
     if task.net is not None:
         return KIND_COMPOSITE
@@ -116,9 +125,20 @@ class CompiledNet:
         region_tasks_of: per region id, the tasks in it (for the exact OR-join analysis);
             ``region_places_of`` the places.
         kernel: the flat arrays the hot-path kernels read.
+
+    Args:
+        spec: the net.
+        source: the spec's file, for messages.
+        kernel: this net's kernel arrays as compiled before (read from a ``.ywc`` file): they are
+            used as they are, not built again, once checked against the net (sizes, join codes,
+            presets).
+
+    Raises:
+        SpecError: a flow names a missing element, a condition flows into a condition, or
+            ``kernel`` does not fit the net (a stale or forged ``.ywc`` file).
     """
 
-    def __init__(self, spec: NetSpec, source: str) -> None:
+    def __init__(self, spec: NetSpec, source: str, *, kernel: KernelNet | None = None) -> None:
         self.name = spec.name
         self.spec = spec
         places: dict[str, int] = {spec.input: 0, spec.output: 1}
@@ -239,11 +259,19 @@ class CompiledNet:
         region_tasks_of: list[tuple[int, ...]] = []
         region_places_of: list[tuple[int, ...]] = []
         orjoin_regions: dict[int, tuple[tuple[int, int], ...]] = {}
+        if kernel is not None:
+            _check_kernel(kernel, self, source)
         for t in range(n_tasks):
             if self.join[t] != JOIN_OR:
                 continue
             pairs: list[tuple[int, int]] = []
             for p in self.preset[t]:
+                if kernel is not None:  # precompiled: read the region back from its bitsets
+                    r = len(region_tasks_of)
+                    pairs.append((p, r))
+                    region_tasks_of.append(_members(kernel.region_tasks[r]))
+                    region_places_of.append(_members(kernel.region_places[r]))
+                    continue
                 rp, rt = self._backward_region(p, t)
                 pairs.append((p, len(regions_p)))
                 regions_p.append(_bits(rp, n_places))
@@ -260,6 +288,9 @@ class CompiledNet:
         }
         self.region_tasks_of: tuple[tuple[int, ...], ...] = tuple(region_tasks_of)
         self.region_places_of: tuple[tuple[int, ...], ...] = tuple(region_places_of)
+        if kernel is not None:
+            self.kernel = kernel
+            return
         pre_ptr, pre_idx = _csr(list(self.preset))
         can_ptr, can_idx = _csr(
             [tuple(sorted(set(cancel_places[t]) | {p for u in cancel_tasks[t] for p in self.preset[u]}))
@@ -304,7 +335,10 @@ class CompiledSpec:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         self.id = spec.id
-        self.nets: dict[str, CompiledNet] = {n.name: CompiledNet(n, spec.source) for n in spec.nets}
+        kernels = precompiled_kernels(spec) or {}
+        self.nets: dict[str, CompiledNet] = {
+            n.name: CompiledNet(n, spec.source, kernel=kernels.get(n.name)) for n in spec.nets
+        }
         self.root = spec.root
 
     def net(self, name: str) -> CompiledNet:
@@ -318,7 +352,84 @@ class CompiledSpec:
 def compile_spec(spec: Spec) -> CompiledSpec:
     """Compile every net of ``spec``.
 
+    The kernel arrays of a spec read from a ``.ywc`` file (see :func:`attach_kernels`) are used
+    as they are: only the runner's Python tables are built.
+
     Raises:
-        SpecError: a flow names a missing element, or a condition flows into a condition.
+        SpecError: a flow names a missing element, or a condition flows into a condition; or the
+            precompiled arrays of a ``.ywc`` file do not fit its spec.
     """
     return CompiledSpec(spec)
+
+
+# -- precompiled kernel arrays (.ywc) ----------------------------------------------------------
+#
+# A Spec read from a .ywc file comes with its nets' KernelNet arrays, zero-copy views on the
+# file's mmap. Spec is a frozen msgspec.Struct without weakref support and with dict fields (so
+# unhashable): neither a WeakKeyDictionary nor a value-keyed cache can hold them. This registry is
+# keyed by id() and keeps the Spec itself, so an id is never reused while its entry lives; entries
+# whose Spec nobody else holds any longer are dropped on the next registration, and at most
+# _PRECOMPILED_MAX live. It is only a cache: a Spec without an entry is compiled from scratch,
+# to the same arrays.
+
+_PRECOMPILED: dict[int, tuple[Spec, dict[str, KernelNet]]] = {}
+_PRECOMPILED_MAX: Final = 64
+_HELD_BY_REGISTRY_ONLY: Final = 3  # the entry's tuple, the loop's name, getrefcount's argument
+
+
+def attach_kernels(spec: Spec, kernels: Mapping[str, KernelNet]) -> None:
+    """Register precompiled kernel arrays for ``spec``, for :func:`compile_spec` to use.
+
+    Args:
+        spec: the spec, as loaded; the arrays are found again by this very object.
+        kernels: per net name, the net's arrays, exactly as :class:`CompiledNet` builds them.
+    """
+    if hasattr(sys, "getrefcount"):  # CPython: drop the entries of specs nobody holds any more
+        for key, (held, _) in list(_PRECOMPILED.items()):
+            if sys.getrefcount(held) <= _HELD_BY_REGISTRY_ONLY:
+                del _PRECOMPILED[key]
+    while len(_PRECOMPILED) >= _PRECOMPILED_MAX:
+        del _PRECOMPILED[next(iter(_PRECOMPILED))]  # the oldest
+    _PRECOMPILED[id(spec)] = (spec, dict(kernels))
+
+
+def precompiled_kernels(spec: Spec) -> Mapping[str, KernelNet] | None:
+    """The kernel arrays registered for ``spec`` by :func:`attach_kernels`, or ``None``."""
+    hit = _PRECOMPILED.get(id(spec))
+    return hit[1] if hit is not None and hit[0] is spec else None
+
+
+def _check_kernel(kernel: KernelNet, net: CompiledNet, source: str) -> None:
+    """Refuse precompiled arrays that do not fit the net compiled from the spec.
+
+    Sizes, join codes and presets are compared (cheap, and what a stale file from an older
+    compiler would get wrong first); the cancellation sets and OR-join regions, whose building
+    is the work being saved, are taken as they are.
+    """
+    regions = sum(len(net.preset[t]) for t in range(net.n_tasks) if net.join[t] == JOIN_OR)
+    found = (kernel.n_places, kernel.n_tasks, len(kernel.region_places), len(kernel.region_tasks))
+    wanted = (net.n_places, net.n_tasks, regions, regions)
+    message = ""
+    if found != wanted:
+        message = (
+            f"{found[0]} places, {found[1]} tasks and {found[2]} OR-join regions in the file, "
+            f"{wanted[0]}, {wanted[1]} and {wanted[2]} in its spec"
+        )
+    elif not (np.array_equal(kernel.join_code, net.join) and np.array_equal(kernel.join_n, net.join_n)):
+        message = "the join codes differ from the spec's"
+    elif not (
+        np.array_equal(np.diff(kernel.preset_ptr), [len(p) for p in net.preset])
+        and np.array_equal(kernel.preset_idx, [p for row in net.preset for p in row])
+    ):
+        message = "the presets differ from the spec's"
+    if message:
+        raise SpecError(
+            [
+                Problem(
+                    source=source,
+                    path=f"$.nets.{net.name}",
+                    message=f"the compiled arrays do not fit the net: {message}",
+                    hint="recompile it: yawlflow compile SPEC -o OUT.ywc",
+                )
+            ]
+        )

@@ -53,7 +53,8 @@ SpecReader = Callable[[FilePath, str], Spec]
 def load(path: str | os.PathLike[str]) -> Spec:
     """Load, validate and normalise the spec file at ``path``.
 
-    The reader is chosen by the file's suffix: ``.yaml`` / ``.yml`` or ``.json``.
+    The reader is chosen by the file's suffix: ``.yaml`` / ``.yml``, ``.json``, or ``.ywc`` (a
+    compiled spec, written by ``yawlflow compile``; see :mod:`yawlflow._ywc`).
 
     Args:
         path: the spec file. Messages name it as given.
@@ -64,7 +65,8 @@ def load(path: str | os.PathLike[str]) -> Spec:
     Raises:
         SpecError: the suffix is not supported; the file is missing, a directory, unreadable,
             or larger than :data:`MAX_BYTES`; it is not UTF-8 or not valid YAML/JSON; or the
-            spec is invalid. ``problems`` lists every problem found, each located.
+            spec is invalid; or a ``.ywc`` file is foreign, truncated, corrupted or from a newer
+            yawlflow. ``problems`` lists every problem found, each located.
     """
     source = os.fspath(path)
     file = FilePath(source)
@@ -196,10 +198,17 @@ def _load_json(file: FilePath, source: str) -> Spec:
         raise _error(source, f"cannot read the file: {exc.strerror or exc}") from None
 
 
+def _load_ywc(file: FilePath, source: str) -> Spec:
+    from .._ywc import _read_file  # numpy and the compiler load only when a .ywc file is read
+
+    return _read_file(file, source)
+
+
 _LOADERS: dict[str, SpecReader] = {
     ".json": _load_json,
     ".yaml": _load_yaml,
     ".yml": _load_yaml,
+    ".ywc": _load_ywc,
 }
 """Spec readers by lower-case file suffix: the extension point for ``.yawl`` and ``.ywc``."""
 
