@@ -9,6 +9,19 @@ its tasks are blocked (like trio's ``MockClock(autojump_threshold=0)``).
 The pytest plugin (entry point ``pytest11: yawlflow``) provides the fixtures ``fake_clock`` (a
 FakeClock, usable at any scope: it binds to no event loop until used) and ``engine`` (an
 in-memory Engine on that clock, for ``anyio`` async tests).
+
+It also certifies CPU ticks per operation (``yawlflow._ticks`` has the theory):
+
+* the fixture ``ticks`` (a ``TickMeter``): ``ticks(fn, args=..., ops=...)`` measures ``fn`` in
+  batches and returns a ``TickStats`` (``.median`` ticks per operation, ``.p10``, ``.p90``, ...);
+* the marker ``@pytest.mark.tick_budget(8)``: the test fails when the median ticks per operation
+  of anything it measured with ``ticks`` is over 8 (or when it measured nothing);
+* ``--tick-certify`` writes, at the end of the session, a certificate (JSON: machine, CPU,
+  compiler, versions, each kernel's ticks per operation with its spread) to
+  ``--tick-certificate PATH`` (default ``tick-certificate.json`` in the rootdir).
+
+The plugin loads in every pytest run where yawlflow is installed, so the measuring code is
+imported only when a test asks for ``ticks`` or ``--tick-certify`` is given.
 """
 
 from __future__ import annotations
@@ -16,11 +29,24 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-__all__ = ("FakeClock",)
+if TYPE_CHECKING:
+    from ._ticks import TickMeter, TickStats
+
+__all__ = ("FakeClock", "TickMeter", "TickStats")
+
+
+def __getattr__(name: str) -> Any:
+    # the tick types load on first use: the plugin is imported by every pytest run
+    if name in ("TickMeter", "TickStats"):
+        from . import _ticks
+
+        return getattr(_ticks, name)
+    raise AttributeError(f"module 'yawlflow.testing' has no attribute {name!r}")
 
 
 class FakeClock:
@@ -134,3 +160,119 @@ if pytest is not None:
 
         async with Engine(clock=fake_clock) as eng:
             yield eng
+
+    # -- tick certification -----------------------------------------------------------------------
+    _RESULTS = pytest.StashKey[list["TickStats"]]()  # per test: what its `ticks` measured
+    _CERTIFIED = pytest.StashKey[list["TickStats"]]()  # per session, with --tick-certify
+
+    def pytest_addoption(parser: pytest.Parser) -> None:
+        group = parser.getgroup("yawlflow", "yawlflow tick certification")
+        group.addoption(
+            "--tick-certify", action="store_true", default=False,
+            help="write a certificate of the ticks per operation measured with the `ticks` fixture",
+        )
+        group.addoption(
+            "--tick-certificate", metavar="PATH", default=None,
+            help="where --tick-certify writes its JSON (default: tick-certificate.json in the rootdir)",
+        )
+
+    def pytest_configure(config: pytest.Config) -> None:
+        config.addinivalue_line(
+            "markers",
+            "tick_budget(n): fail when the median CPU ticks per operation measured with the `ticks` "
+            "fixture exceeds n (yawlflow.testing)",
+        )
+        if config.getoption("tick_certify", False):
+            config.stash[_CERTIFIED] = []
+
+    @pytest.fixture
+    def ticks(request: pytest.FixtureRequest) -> TickMeter:
+        """Measure CPU ticks per operation of a callable, amortised over batches.
+
+        ``ticks(fn, args=seq)`` calls ``fn(a)`` for each ``a`` in ``seq``; ``ticks(fn, ops=n)``
+        calls ``fn()``, which does ``n`` operations. Returns a ``TickStats`` (``.median`` ticks per
+        operation, ``.p10``, ``.p90``, ``.describe()``). A ``tick_budget(n)`` marker on the test
+        checks every result; ``--tick-certify`` puts them in the certificate.
+        """
+        from ._ticks import TickMeter
+
+        meter = TickMeter(test=request.node.nodeid)
+        request.node.stash[_RESULTS] = meter.results
+        return meter
+
+    def _budget(item: pytest.Item) -> float | None:
+        marker = item.get_closest_marker("tick_budget")
+        if marker is None:
+            return None
+        value = marker.args[0] if marker.args else marker.kwargs.get("ticks")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            pytest.fail(
+                f"tick_budget takes a positive number of ticks per operation, e.g. "
+                f"@pytest.mark.tick_budget(8), not {value!r}",
+                pytrace=False,
+            )
+        return float(value)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(item: pytest.Item) -> Any:
+        budget = _budget(item)
+        try:
+            result = yield
+        finally:
+            measured = item.stash.get(_RESULTS, [])
+            for stats in measured:
+                stats.budget = budget
+            certified = item.config.stash.get(_CERTIFIED, None)
+            if certified is not None:
+                certified.extend(measured)
+        if budget is not None:
+            if not measured:
+                pytest.fail(
+                    f"tick_budget({budget:g}) on a test that measured nothing: measure with the `ticks` fixture",
+                    pytrace=False,
+                )
+            over = [s for s in measured if s.median > budget]
+            if over:
+                lines = [
+                    f"{s.describe()}\n  measured {s.median:.1f} > budget {budget:g} {s.unit}s/op "
+                    f"({s.median / budget:.1f}x the budget)" + (f"\n  note: {s.note}" if s.note else "")
+                    for s in over
+                ]
+                pytest.fail("tick budget exceeded:\n" + "\n".join(lines), pytrace=False)
+        return result
+
+    def _certificate_path(config: pytest.Config) -> Path:
+        given = config.getoption("tick_certificate", None)
+        return Path(given) if given else config.rootpath / "tick-certificate.json"
+
+    def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+        certified = session.config.stash.get(_CERTIFIED, None)
+        if certified is None:
+            return
+        import json
+
+        from ._ticks import certificate
+
+        path = _certificate_path(session.config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(certificate(certified), indent=2) + "\n", encoding="utf-8")
+
+    def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        certified = config.stash.get(_CERTIFIED, None)
+        if certified is None:
+            return
+        from ._ticks import counter
+
+        c = counter()
+        tr = terminalreporter
+        tr.write_sep("=", "yawlflow tick certificate")
+        tr.write_line(f"counter: {c.source} at {c.hz / 1e9:.3f} GHz ({c.hz_source}); {c.driver} batch loop")
+        if not certified:
+            tr.write_line("no test measured anything with the `ticks` fixture")
+        for s in certified:
+            verdict = "" if s.budget is None else ("  within budget" if s.median <= s.budget else "  OVER BUDGET")
+            budget = "" if s.budget is None else f" (budget {s.budget:g})"
+            tr.write_line(
+                f"{s.name:<48} {s.median:9.1f} {s.unit}s/op  p10-p90 {s.p10:.1f}-{s.p90:.1f}{budget}{verdict}"
+            )
+        tr.write_line(f"certificate: {_certificate_path(config)}")

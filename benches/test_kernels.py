@@ -1,0 +1,227 @@
+"""The marking kernels: compiled twin vs pure-Python twin, and CPU ticks per transition check.
+
+Nets of 1,000 tasks: ``seq`` (a compiled routing sequence: one AND input per task), ``par`` (a
+compiled split into 1,000 branches and an AND join of all of them) and ``mixed`` (random: 1 to 3
+inputs per task, AND/XOR/thread/OR joins, 4-place cancellation sets, one OR-join region per
+task). Every batch is driven by the C batch driver of ``yawlflow._ticks`` (one vectorcall per
+operation, no Python loop), for both twins alike, so the ratios compare the kernels and the call
+into them, not an interpreter loop around them.
+
+Ticks (run with ``--tick-certify``): ``Marking.capacity`` is the check the runner makes per
+transition. ``Marking`` has no batch capacity kernel, so "amortised over a batch call" here means
+one call into the C driver that checks all 1,000 tasks, each check a vectorcall into
+``Marking.capacity``: the Python->C method protocol is paid per check and is measured alongside,
+as the call floor (a compiled method that does nothing). These tests fail when the budget is not
+met; they report by how much.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from _kit import Report, Row, compare, fmt_speedup, fmt_time, verdict_at_least, verdict_at_most
+from _shapes import parallel, sequence
+
+from yawlflow import _ticks
+from yawlflow._compiled import compile_spec
+from yawlflow._hotpath import JOIN_AND, JOIN_OR, JOIN_THREADS, JOIN_XOR, KernelNet, Marking
+from yawlflow._spec import from_data
+
+N = 1_000
+REPEAT = 20  # passes over the 1,000 tasks per timed round: a round lasts ~0.1-10 ms
+TWIN_GOAL = 20.0  # compiled >= 20x its pure twin
+TICK_GOAL = 8.0
+
+
+def _twin(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(f"yawlflow._hotpath._marking_{name}")
+    except ImportError as exc:
+        pytest.skip(f"the compiled kernels are not built ({exc}): YAWLFLOW_CYTHON=1 pip install -e .")
+
+
+# -- the nets ------------------------------------------------------------------------------------
+def _compiled(data: dict[str, Any]) -> KernelNet:
+    return compile_spec(from_data(data)).net("main").kernel
+
+
+def _mixed(n: int = N, seed: int = 5) -> KernelNet:
+    rng = random.Random(seed)
+    n_places = n
+    presets = [rng.sample(range(n_places), rng.randint(1, 3)) for _ in range(n)]
+    cancels = [rng.sample(range(n_places), 4) for _ in range(n)]
+    codes = [rng.choice((JOIN_AND, JOIN_AND, JOIN_XOR, JOIN_THREADS, JOIN_OR)) for _ in range(n)]
+    words_p, words_t = (n_places + 63) // 64, (n + 63) // 64
+    rp = np.zeros((n, words_p), dtype=np.uint64)
+    rt = np.zeros((n, words_t), dtype=np.uint64)
+    for r in range(n):
+        for p in rng.sample(range(n_places), 12):
+            rp[r, p >> 6] |= np.uint64(1) << np.uint64(p & 63)
+        for t in rng.sample(range(n), 6):
+            rt[r, t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+
+    def csr(rows: list[list[int]]) -> tuple[Any, Any]:
+        ptr = np.cumsum([0] + [len(r) for r in rows]).astype(np.int32)
+        return ptr, np.array([x for r in rows for x in r], dtype=np.int32)
+
+    pre_ptr, pre_idx = csr(presets)
+    can_ptr, can_idx = csr(cancels)
+    return KernelNet(
+        n_places=n_places, n_tasks=n, preset_ptr=pre_ptr, preset_idx=pre_idx,
+        join_code=np.array(codes, dtype=np.int32), join_n=np.array([2 if c == JOIN_THREADS else 0 for c in codes],
+                                                                   dtype=np.int32),
+        cancel_ptr=can_ptr, cancel_idx=can_idx, region_places=rp, region_tasks=rt,
+    )
+
+
+NETS: dict[str, Callable[[], KernelNet]] = {
+    "seq": lambda: _compiled(sequence(N)),
+    "par": lambda: _compiled(parallel(N)),
+    "mixed": _mixed,
+}
+_CACHE: dict[str, KernelNet] = {}
+
+
+def net(name: str) -> KernelNet:
+    if name not in _CACHE:
+        _CACHE[name] = NETS[name]()
+    return _CACHE[name]
+
+
+def marking(twin: Any, kernel: KernelNet, *, tokens: int = 1, seed: int = 11) -> Any:
+    """A marking with ``tokens`` in about half the places (a fixed random half)."""
+    rng = random.Random(seed)
+    toks = [tokens if rng.random() < 0.5 else 0 for _ in range(kernel.n_places)]
+    return twin.Marking(kernel, toks)
+
+
+# -- compiled vs pure twin ---------------------------------------------------------------------
+def _ops(kind: str, twin: Any, kernel: KernelNet) -> tuple[Callable[[Any], object], tuple[int, ...], str]:
+    """(bound method, one pass of arguments, what it does) for the kernel ``kind``."""
+    tasks = tuple(range(kernel.n_tasks))
+    if kind == "capacity":
+        return marking(twin, kernel).capacity, tasks, "capacity of every task"
+    if kind == "consume":  # one AND firing per task: every input holds plenty of tokens
+        m = twin.Marking(kernel, [10**12] * kernel.n_places)
+        return m.consume, tasks, "consume one firing of every task"
+    if kind == "produce":
+        return marking(twin, kernel).add, tuple(range(kernel.n_places)), "add a token to every place"
+    if kind == "cancel":
+        return marking(twin, kernel).cancel, tasks, "cancellation set (4 places, emptied by the first pass)"
+    if kind == "region_live":
+        return marking(twin, kernel).region_live, tasks, "OR-join region live? (marked and busy bitsets)"
+    raise AssertionError(kind)
+
+
+CASES = [
+    ("capacity", "seq"), ("capacity", "par"), ("capacity", "mixed"),
+    ("consume", "seq"), ("produce", "seq"), ("cancel", "mixed"), ("region_live", "mixed"),
+]
+
+
+@pytest.mark.parametrize(("kind", "shape"), CASES, ids=[f"{k}-{s}" for k, s in CASES])
+def test_compiled_vs_pure_twin(benchmark: Any, report: Report, rounds: int, kind: str, shape: str) -> None:
+    cy, py = _twin("cy"), _twin("py")
+    kernel = net(shape)
+    run_each = _ticks.driver.run_each
+    clock = time.perf_counter_ns
+    fn_cy, args, what = _ops(kind, cy, kernel)
+    fn_py, _, _ = _ops(kind, py, kernel)
+    batch = args * REPEAT
+    ops = len(batch)
+    subject, base = compare(benchmark, lambda: run_each(fn_cy, batch, clock),
+                            {"pure": lambda: run_each(fn_py, batch, clock)}, rounds * 4)
+    subject, pure = subject / ops, base["pure"] / ops
+    ratio = pure / subject
+    report.add(benchmark, Row(
+        group="kernels", name=f"Marking.{kind}, {shape} {kernel.n_tasks:,} tasks (compiled)",
+        measured=f"{fmt_time(subject)}/op", baseline=f"pure twin {fmt_time(pure)}/op",
+        ratio=fmt_speedup(ratio), goal=f">= {TWIN_GOAL:g}x", verdict=verdict_at_least(ratio, TWIN_GOAL),
+        numbers={"compiled_s_per_op": subject, "pure_s_per_op": pure, "speedup": ratio, "what": what},
+    ))
+
+
+def test_marking_copy_compiled_vs_pure_twin(benchmark: Any, report: Report, rounds: int) -> None:
+    cy, py = _twin("cy"), _twin("py")
+    kernel = net("seq")
+    m_cy, m_py = marking(cy, kernel), marking(py, kernel)
+    run_repeat = _ticks.driver.run_repeat
+    clock = time.perf_counter_ns
+    k = 200
+    subject, base = compare(benchmark, lambda: run_repeat(m_cy.copy, k, clock),
+                            {"pure": lambda: run_repeat(m_py.copy, k, clock)}, rounds * 4)
+    subject, pure = subject / k, base["pure"] / k
+    ratio = pure / subject
+    report.add(benchmark, Row(
+        group="kernels", name=f"Marking.copy, {kernel.n_places:,} places (compiled)",
+        measured=f"{fmt_time(subject)}/op", baseline=f"pure twin {fmt_time(pure)}/op",
+        ratio=fmt_speedup(ratio), goal=f">= {TWIN_GOAL:g}x", verdict=verdict_at_least(ratio, TWIN_GOAL),
+        numbers={"compiled_s_per_op": subject, "pure_s_per_op": pure, "speedup": ratio},
+    ))
+
+
+# -- ticks per transition check ------------------------------------------------------------------
+def _floor(tasks: tuple[int, ...]) -> _ticks.TickStats:
+    """What a call into a compiled method that does nothing costs through the same driver."""
+    return _ticks.measure(_ticks.driver.CallFloor().op, args=tasks, rounds=21, name="call floor")
+
+
+def _tick_row(report: Report, stats: _ticks.TickStats, floor: _ticks.TickStats, how: str) -> None:
+    report.add(None, Row(
+        group="ticks", name=f"{stats.name} [{how}]",
+        measured=f"{stats.median:.1f} {stats.unit}s/op", baseline=f"no-op compiled call {floor.median:.1f}",
+        ratio=f"{stats.median / floor.median:.2g}x the floor", goal=f"<= {TICK_GOAL:g} ticks/op",
+        verdict=verdict_at_most(stats.median, TICK_GOAL),
+        numbers={"ticks_per_op": stats.median, "floor_ticks": floor.median, "p10": stats.p10, "p90": stats.p90},
+    ))
+
+
+@pytest.mark.tick_budget(TICK_GOAL)
+@pytest.mark.parametrize("shape", ["seq", "par", "mixed"])
+def test_capacity_ticks_amortised_over_a_batch_call(ticks: Any, report: Report, shape: str) -> None:
+    kernel = net(shape)
+    tasks = tuple(range(kernel.n_tasks))
+    m = Marking(kernel, [1 if i % 2 == 0 else 0 for i in range(kernel.n_places)])
+    floor = _floor(tasks)
+    if _ticks.counter().driver == "compiled":
+        note = (
+            f"Marking has no batch capacity kernel: this is one call into the C batch driver, which makes "
+            f"{len(tasks):,} vectorcalls into Marking.capacity; a compiled method that does nothing costs "
+            f"{floor.median:.1f} ticks through the same driver, so <= {TICK_GOAL:g} ticks needs the loop over "
+            f"tasks inside the kernel module"
+        )
+    else:
+        note = "pure-Python build: the pure twin's Marking.capacity, called from the interpreter's batch loop"
+    stats = ticks(m.capacity, args=tasks, name=f"Marking.capacity, {shape} {len(tasks):,} tasks", note=note)
+    _tick_row(report, stats, floor, "batch call")
+
+
+def test_capacity_ticks_per_call_from_python(ticks: Any, report: Report) -> None:
+    kernel = net("seq")
+    tasks = tuple(range(kernel.n_tasks))
+    cap = Marking(kernel, [1 if i % 2 == 0 else 0 for i in range(kernel.n_places)]).capacity
+
+    def sweep() -> None:  # what the runner's loop does: one Python-level call per task
+        for t in tasks:
+            cap(t)
+
+    floor = _floor(tasks)
+    stats = ticks(sweep, ops=len(tasks), name=f"Marking.capacity, seq {len(tasks):,} tasks, Python loop",
+                  note="a Python for loop calling Marking.capacity once per task")
+    _tick_row(report, stats, floor, "per call from Python")
+
+
+def test_region_live_ticks(ticks: Any, report: Report) -> None:
+    kernel = net("mixed")
+    regions = tuple(range(kernel.n_tasks))
+    m = Marking(kernel, [1 if i % 5 == 0 else 0 for i in range(kernel.n_places)])
+    floor = _floor(regions)
+    stats = ticks(m.region_live, args=regions, name=f"Marking.region_live, mixed {len(regions):,} regions")
+    _tick_row(report, stats, floor, "batch call")
