@@ -73,6 +73,7 @@ class Engine:
         for name, fn in (handlers or {}).items():
             self.handlers.register(name, fn)
         self._ids = random.Random(f"ids/{seed}") if seed is not None else None  # noqa: S311 - ids, not secrets
+        self._jitter: random.Random = random.SystemRandom()  # unseeded backoff jitter, shared by cases
         self._compiled: dict[int, tuple[Spec, CompiledSpec]] = {}
         self._runners: dict[tuple[int, str], NetRunner] = {}
         self._cases: dict[str, Case] = {}
