@@ -463,9 +463,7 @@ def test_fold_of_the_stored_log_equals_the_live_state() -> None:
     anyio.run(main)
 
 
-async def test_timeout_fails_a_started_external_item_on_the_engine_clock() -> None:
-    spec = yf.loads(
-        """
+REVIEW_WITH_TIMEOUT = """
 yawlflow: 1
 id: t
 nets:
@@ -475,7 +473,10 @@ nets:
     tasks:
       review: {external: true, timeout: 1h, flows: [e]}
 """
-    )
+
+
+async def test_timeout_fails_a_started_external_item_on_the_engine_clock() -> None:
+    spec = yf.loads(REVIEW_WITH_TIMEOUT)
     clock = FakeClock()
     async with yf.Engine(clock=clock) as engine:
         case = await engine.start(spec)
@@ -493,18 +494,7 @@ nets:
 
 
 async def test_completing_in_time_disarms_the_timeout() -> None:
-    spec = yf.loads(
-        """
-yawlflow: 1
-id: t
-nets:
-  main:
-    input: s
-    output: e
-    tasks:
-      review: {external: true, timeout: 1h, flows: [e]}
-"""
-    )
+    spec = yf.loads(REVIEW_WITH_TIMEOUT)
     clock = FakeClock()
     async with yf.Engine(clock=clock) as engine:
         case = await engine.start(spec)
