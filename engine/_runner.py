@@ -147,6 +147,13 @@ class NetRunner:
                         watch_place[p].update(other)
         self._entering = frozenset(entering)
         self._watch_place = tuple(tuple(sorted(w)) for w in watch_place)
+        # Plain routing tasks skip the work-item machinery: no loop, instances, output mapping,
+        # trigger or mutex to honour, so firing is consume, record, route.
+        self._plain = tuple(
+            k == KIND_ROUTING and t not in self._triggered and not net.mutex_of[t]
+            and (spec := net.tasks[t]).loop is None and spec.instances is None and spec.output is None
+            for t, k in enumerate(net.kind)
+        )
         self._mutex_peers = tuple(
             tuple(sorted({u for name, _r in net.mutex_of[t] for region in net.mutex_regions[name] for u in region}))
             for t in range(net.n_tasks)
@@ -373,6 +380,8 @@ class NetRunner:
         queued = self._queued
         budget = MAX_FIRINGS_PER_STEP
         at_once = self._at_once
+        plain = self._plain
+        names = self.net.task_names
         joins = self.net.join
         while True:
             while queue:
@@ -387,7 +396,14 @@ class NetRunner:
                             self._fail_case(s, f"task {self.net.task_names[t]!r} fired {MAX_FIRINGS_PER_STEP} times "
                                             "in one step: a loop of routing tasks never waits (add a condition that "
                                             "becomes false, or an external task)")
-                        self._fire(s, t, self._consume(s, t))
+                        if plain[t]:  # a plain routing task: fire and complete, nothing else to set up
+                            self._changed(self._consume(s, t))
+                            item_id = s.next_item
+                            s.next_item = item_id + 1
+                            self._record("item.completed", task=names[t], item=item_id)
+                            self._route(s, t, None, None)
+                        else:
+                            self._fire(s, t, self._consume(s, t))
                 else:
                     self._mirror(s, t)
                 if self._reached_end:
@@ -601,7 +617,7 @@ class NetRunner:
         for key, expr in spec.output.items():
             s.data[key] = self._eval(s, expr, scope, f"tasks.{spec.name}.output.{key}")
 
-    def _route(self, s: CaseState, t: int, item: ItemRecord, output: dict[str, Any] | None) -> None:
+    def _route(self, s: CaseState, t: int, item: ItemRecord | None, output: dict[str, Any] | None) -> None:
         """The task completed: apply its cancellation set, then its split."""
         net = self.net
         if net.cancel_case[t]:
