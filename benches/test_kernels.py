@@ -185,6 +185,19 @@ def _tick_row(report: Report, stats: _ticks.TickStats, floor: _ticks.TickStats, 
 
 @pytest.mark.tick_budget(TICK_GOAL)
 @pytest.mark.parametrize("shape", ["seq", "par", "mixed"])
+def test_enabled_set_ticks_per_transition(ticks: Any, report: Report, shape: str) -> None:
+    """The issue's budget: the enabled-set check, amortised per transition, in one kernel call."""
+    kernel = net(shape)
+    tasks = tuple(range(kernel.n_tasks))
+    m = Marking(kernel, [1 if i % 2 == 0 else 0 for i in range(kernel.n_places)])
+    floor = _floor(tasks)
+    note = ("Marking.enabled(): one call checks every transition (the loop runs in the kernel); "
+            f"ticks are per transition over {len(tasks):,} transitions")
+    stats = ticks(m.enabled, ops=len(tasks), name=f"Marking.enabled, {shape} {len(tasks):,} tasks", note=note)
+    _tick_row(report, stats, floor, "per transition, one call")
+
+
+@pytest.mark.parametrize("shape", ["seq", "par", "mixed"])
 def test_capacity_ticks_amortised_over_a_batch_call(ticks: Any, report: Report, shape: str) -> None:
     kernel = net(shape)
     tasks = tuple(range(kernel.n_tasks))
