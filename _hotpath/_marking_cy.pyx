@@ -11,9 +11,10 @@ every copy of a marking shares: raw pointers into C-contiguous ``int32`` CSR arr
 them (indices from the caller are checked; indices from the net were checked here). The
 dynamic part is one ``PyMem`` block per :class:`Marking`::
 
-    [tokens: n_places x int64][busy: n_tasks x int64][marked: wp x uint64][busy bits: wt x uint64]
+    [tokens: n_places x int64][0][busy: n_tasks x int64][marked: wp x uint64][busy bits: wt x uint64]
 
-so ``copy()`` is one allocation and one ``memcpy``, and the marked/busy bitsets are kept in
+(the ``0`` is a slot that never holds a token: the enabled-set kernel pads every task's inputs
+to four with it, so that checking a task needs no branch), so ``copy()`` is one allocation and one ``memcpy``, and the marked/busy bitsets are kept in
 step with the counts on every change, as in the pure twin, which makes ``region_live`` a few
 word ANDs. Methods that can fail apply their changes in the same order as the pure twin, so a
 failure part-way (an AND-join listing one place twice, say) leaves the same state in both.
@@ -31,7 +32,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
 
 import numpy as np
@@ -76,6 +77,17 @@ if (JOIN_AND, JOIN_XOR, JOIN_OR, JOIN_THREADS, JOIN_PARTIAL) != (
         "yawlflow._hotpath._marking_cy is out of step with _marking_py (JOIN_* codes differ): "
         "rebuild it (pip install -e .)"
     )
+
+
+cdef enum:
+    _G_ONE = 0  # one input (any join but a thread merge): (task, place)
+    _G_AND2 = 1  # AND of two inputs: (task, p, q)
+    _G_ANY2 = 2  # XOR/OR/partial of two: (task, p, q)
+    _G_AND3 = 3  # (task, p, q, r)
+    _G_ANY3 = 4
+    _G_THR = 5  # thread merge of up to 3 inputs, N >= 1: (task, N, p, q, r), padded with the zero slot
+    _G_SLOW = 6  # 4 inputs or more: (task,)
+    _N_GROUPS = 7
 
 
 cdef inline Py_ssize_t _words(Py_ssize_t n) noexcept nogil:
@@ -130,6 +142,8 @@ cdef class _NetView:
     cdef const int32_t* join_n
     cdef const uint64_t* rp
     cdef const uint64_t* rt
+    cdef const int32_t* grp  # the enabled-set kernel's task groups (see _groups)
+    cdef Py_ssize_t gstart[_N_GROUPS + 1]  # offsets of the groups in ``grp``
     cdef tuple _keep  # the arrays the pointers point into
 
     def __init__(self, net):
@@ -162,6 +176,43 @@ cdef class _NetView:
         self.rt = _p64(rt)
         _check_csr(self.pre_ptr, n_tasks, self.pre_idx, pre_idx.shape[0], n_places, "preset")
         _check_csr(self.can_ptr, n_tasks, self.can_idx, can_idx.shape[0], n_places, "cancel")
+        grp = _groups(self.pre_ptr, self.pre_idx, self.join_code, self.join_n, n_tasks, n_places, self.gstart)
+        self._keep += (grp,)
+        self.grp = _p32(grp)
+
+
+cdef object _groups(const int32_t* pre_ptr, const int32_t* pre_idx, const int32_t* join_code,
+                    const int32_t* join_n, Py_ssize_t n_tasks, Py_ssize_t n_places, Py_ssize_t* gstart):
+    """Sort the tasks into groups of one shape (inputs, join), each checked by a loop of its own
+    without a branch: records ``(task, inputs...)``, ascending by task within a group. A task with
+    no input, or a thread merge with N < 1, is in none (it is never enabled)."""
+    rows = [[] for _ in range(_N_GROUPS)]
+    cdef Py_ssize_t t, a, b, g
+    cdef int32_t code
+    for t in range(n_tasks):
+        a = pre_ptr[t]
+        b = pre_ptr[t + 1]
+        code = join_code[t]
+        if a == b or (code == C_JOIN_THREADS and join_n[t] < 1):
+            continue
+        if b - a > 3:
+            g = _G_SLOW
+        elif code == C_JOIN_THREADS:
+            rows[_G_THR].extend([t, join_n[t]] + [pre_idx[i] for i in range(a, b)] + [n_places] * (3 - (b - a)))
+            continue
+        elif b - a == 1:
+            g = _G_ONE
+        elif b - a == 2:
+            g = _G_AND2 if code == C_JOIN_AND else _G_ANY2
+        else:
+            g = _G_AND3 if code == C_JOIN_AND else _G_ANY3
+        rows[g].append(t)
+        if g != _G_SLOW:
+            rows[g].extend([pre_idx[i] for i in range(a, b)])
+    gstart[0] = 0
+    for g in range(_N_GROUPS):
+        gstart[g + 1] = gstart[g] + len(rows[g])
+    return np.array([x for row in rows for x in row], dtype=np.int32)
 
 
 cdef int _check_csr(const int32_t* ptr, Py_ssize_t n_rows, const int32_t* idx, Py_ssize_t n_idx,
@@ -182,40 +233,77 @@ cdef int _check_csr(const int32_t* ptr, Py_ssize_t n_rows, const int32_t* idx, P
     return 0
 
 
-cdef Py_ssize_t _enabled_into(const int32_t* pre_ptr, const int32_t* pre_idx, const int32_t* join_code,
-                              const int32_t* join_n, const int64_t* tok, Py_ssize_t n_tasks,
-                              int32_t* out) noexcept nogil:
-    """Write the tasks with capacity > 0 into ``out``; return how many (the enabled-set kernel)."""
-    cdef Py_ssize_t t, i, a, b, count = 0
-    cdef int32_t code
-    cdef int64_t acc
-    cdef bint ok
-    for t in range(n_tasks):
-        a = pre_ptr[t]
-        b = pre_ptr[t + 1]
-        if a == b:
-            continue
-        code = join_code[t]
-        if code == C_JOIN_AND:
-            ok = True
-            for i in range(a, b):
-                if tok[pre_idx[i]] <= 0:
-                    ok = False
-                    break
-        elif code == C_JOIN_THREADS:
-            acc = 0
-            for i in range(a, b):
-                acc += tok[pre_idx[i]]
-            ok = join_n[t] > 0 and acc >= join_n[t]
-        else:  # XOR, OR, partial: any marked input
-            ok = False
-            for i in range(a, b):
-                if tok[pre_idx[i]]:
-                    ok = True
-                    break
-        if ok:
-            out[count] = <int32_t>t
+cdef inline bint _wide_enabled(const int32_t* pre_ptr, const int32_t* pre_idx, const int32_t* join_code,
+                              const int32_t* join_n, const int64_t* tok, Py_ssize_t t) noexcept nogil:
+    """The slow check, for a task of more than 4 inputs."""
+    cdef Py_ssize_t i
+    cdef int32_t code = join_code[t]
+    cdef int64_t acc = 0
+    if code == C_JOIN_AND:
+        for i in range(pre_ptr[t], pre_ptr[t + 1]):
+            if tok[pre_idx[i]] <= 0:
+                return False
+        return True
+    if code == C_JOIN_THREADS:
+        for i in range(pre_ptr[t], pre_ptr[t + 1]):
+            acc += tok[pre_idx[i]]
+        return join_n[t] > 0 and acc >= join_n[t]
+    for i in range(pre_ptr[t], pre_ptr[t + 1]):
+        if tok[pre_idx[i]]:
+            return True
+    return False
+
+
+cdef inline void _put(uint64_t* bits, uint64_t* acc, Py_ssize_t* word, Py_ssize_t t, uint64_t ok) noexcept nogil:
+    # Tasks come ascending within a group: gather a word's bits in a register, store it when the
+    # word changes (a store per task would chain every check through memory).
+    cdef Py_ssize_t w = t >> 6
+    if w != word[0]:
+        bits[word[0]] |= acc[0]
+        acc[0] = 0
+        word[0] = w
+    acc[0] |= ok << (t & 63)
+
+
+cdef Py_ssize_t _enabled_into(_NetView v, const int64_t* tok, int32_t* out, uint64_t* bits) noexcept nogil:
+    """Write the tasks with capacity > 0 into ``out``, ascending; return how many (the
+    enabled-set kernel). ``bits`` is scratch of ``wt`` words.
+
+    Each group of tasks of one shape is checked by its own loop, without a branch, into a bitset;
+    the bitset is then read out in task order.
+    """
+    cdef const int32_t* g = v.grp
+    cdef const int32_t* r
+    cdef Py_ssize_t i, w, word = 0, count = 0
+    cdef uint64_t acc = 0, x
+    memset(bits, 0, <size_t>v.wt * 8)
+    for i in range(v.gstart[_G_ONE], v.gstart[_G_ONE + 1], 2):
+        _put(bits, &acc, &word, g[i], tok[g[i + 1]] > 0)
+    for i in range(v.gstart[_G_AND2], v.gstart[_G_AND2 + 1], 3):
+        r = g + i
+        _put(bits, &acc, &word, r[0], (tok[r[1]] > 0) & (tok[r[2]] > 0))
+    for i in range(v.gstart[_G_ANY2], v.gstart[_G_ANY2 + 1], 3):
+        r = g + i
+        _put(bits, &acc, &word, r[0], (tok[r[1]] | tok[r[2]]) != 0)
+    for i in range(v.gstart[_G_AND3], v.gstart[_G_AND3 + 1], 4):
+        r = g + i
+        _put(bits, &acc, &word, r[0], (tok[r[1]] > 0) & (tok[r[2]] > 0) & (tok[r[3]] > 0))
+    for i in range(v.gstart[_G_ANY3], v.gstart[_G_ANY3 + 1], 4):
+        r = g + i
+        _put(bits, &acc, &word, r[0], (tok[r[1]] | tok[r[2]] | tok[r[3]]) != 0)
+    for i in range(v.gstart[_G_THR], v.gstart[_G_THR + 1], 5):
+        r = g + i
+        _put(bits, &acc, &word, r[0], tok[r[2]] + tok[r[3]] + tok[r[4]] >= r[1])
+    for i in range(v.gstart[_G_SLOW], v.gstart[_G_SLOW + 1]):
+        _put(bits, &acc, &word, g[i], _wide_enabled(v.pre_ptr, v.pre_idx, v.join_code, v.join_n, tok, g[i]))
+    if v.wt:
+        bits[word] |= acc
+    for w in range(v.wt):
+        x = bits[w]
+        while x:
+            out[count] = <int32_t>((w << 6) + yf_ctz64(x))
             count += 1
+            x &= x - 1
     return count
 
 
@@ -259,7 +347,7 @@ cdef class Marking:
                     self._bb[i >> 6] |= _bit(i)
 
     cdef int _alloc(self, _NetView v) except -1:
-        cdef size_t n = <size_t>(v.n_places + v.n_tasks + v.wp + v.wt)
+        cdef size_t n = <size_t>(v.n_places + 1 + v.n_tasks + v.wp + v.wt)
         cdef void* block = PyMem_Malloc(n * 8 if n else 8)
         if block == NULL:
             raise MemoryError()
@@ -270,7 +358,7 @@ cdef class Marking:
         self._np, self._nt, self._wp, self._wt = v.n_places, v.n_tasks, v.wp, v.wt
         self._n_rp, self._n_rt = v.n_rp, v.n_rt
         self._tok = <int64_t*>block
-        self._busy = self._tok + v.n_places
+        self._busy = self._tok + v.n_places + 1  # tok[n_places] is the zero slot
         self._mb = <uint64_t*>(self._busy + v.n_tasks)
         self._bb = self._mb + v.wp
         return 0
@@ -413,10 +501,11 @@ cdef class Marking:
         ``array('i')`` (one call checks every task: the loop runs in C, without the GIL)."""
         cdef _NetView v = self._v
         cdef Py_ssize_t n = self._nt
-        cdef array.array out = array.clone(_INT_ARRAY, n, zero=False)
+        cdef Py_ssize_t start = (n + 1) & ~(<Py_ssize_t>1)  # the scratch bitset, 8-byte aligned, after
+        cdef array.array out = array.clone(_INT_ARRAY, start + 2 * v.wt, zero=False)  # the result
         cdef Py_ssize_t count
         with nogil:
-            count = _enabled_into(v.pre_ptr, v.pre_idx, v.join_code, v.join_n, self._tok, n, <int32_t*>out.data.as_ints)
+            count = _enabled_into(v, self._tok, <int32_t*>out.data.as_ints, <uint64_t*>(out.data.as_ints + start))
         array.resize(out, count)
         return out
 
@@ -576,7 +665,7 @@ cdef class Marking:
         cdef size_t n
         if self._v is not None:
             other._alloc(self._v)
-            n = <size_t>(self._np + self._nt + self._wp + self._wt)
+            n = <size_t>(self._np + 1 + self._nt + self._wp + self._wt)
             memcpy(other._tok, self._tok, n * 8)
         return other
 
