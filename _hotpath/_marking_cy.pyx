@@ -27,8 +27,9 @@ construction instead of a later ``IndexError``.
 """
 
 cimport cython
-from cpython.list cimport PyList_New, PyList_SET_ITEM
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.dict cimport PyDict_Copy, PyDict_SetItem
+from cpython.list cimport PyList_Append, PyList_New, PyList_SET_ITEM
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
@@ -42,9 +43,36 @@ import array as _array_module
 
 cdef array.array _INT_ARRAY = _array_module.array("i")
 
-from ._marking_py import JOIN_AND, JOIN_OR, JOIN_PARTIAL, JOIN_THREADS, JOIN_XOR, KernelNet
+from ._marking_py import (
+    FIRE_BUDGET,
+    FIRE_EMPTY,
+    FIRE_END,
+    FIRE_HANDOFF,
+    JOIN_AND,
+    JOIN_OR,
+    JOIN_PARTIAL,
+    JOIN_THREADS,
+    JOIN_XOR,
+    KernelNet,
+    _check_simple,
+)
 
-__all__ = ("JOIN_AND", "JOIN_OR", "JOIN_PARTIAL", "JOIN_THREADS", "JOIN_XOR", "KernelNet", "Marking")
+__all__ = (
+    "FIRE_BUDGET",
+    "FIRE_EMPTY",
+    "FIRE_END",
+    "FIRE_HANDOFF",
+    "JOIN_AND",
+    "JOIN_OR",
+    "JOIN_PARTIAL",
+    "JOIN_THREADS",
+    "JOIN_XOR",
+    "KernelNet",
+    "Marking",
+    "RoutingProgram",
+    "Worklist",
+    "completed_records",
+)
 
 
 cdef extern from *:
@@ -307,6 +335,164 @@ cdef Py_ssize_t _enabled_into(_NetView v, const int64_t* tok, int32_t* out, uint
     return count
 
 
+cdef _NetView _view(object net):
+    """The net's validated view, built once per KernelNet and kept in its ``cache`` slot."""
+    cached = getattr(net, "cache", None)
+    if isinstance(cached, _NetView):
+        return <_NetView>cached
+    cdef _NetView v = _NetView(net)
+    try:
+        net.cache = v
+    except AttributeError:  # a stand-in without the slot: build the view each time
+        pass
+    return v
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class Worklist:
+    """The runner's FIFO of tasks to look at again, each queued at most once (a ring buffer of
+    ``n_tasks`` slots: a task is in it at most once, so it never overflows)."""
+
+    cdef Py_ssize_t _n, _head, _size
+    cdef int32_t* _ring
+    cdef uint8_t* _queued
+
+    def __cinit__(self, Py_ssize_t n_tasks):
+        if n_tasks < 0:
+            raise ValueError("a worklist needs n_tasks >= 0")
+        self._n = n_tasks
+        self._ring = <int32_t*>PyMem_Malloc(<size_t>(n_tasks * 5 + 8))
+        if self._ring == NULL:
+            raise MemoryError()
+        self._queued = <uint8_t*>(self._ring + n_tasks)
+        memset(self._queued, 0, <size_t>n_tasks)
+
+    def __dealloc__(self):
+        PyMem_Free(self._ring)
+
+    cdef inline void _touch(self, Py_ssize_t t) noexcept:
+        cdef Py_ssize_t at
+        if not self._queued[t]:
+            self._queued[t] = 1
+            at = self._head + self._size
+            if at >= self._n:
+                at -= self._n
+            self._ring[at] = <int32_t>t
+            self._size += 1
+
+    cdef inline Py_ssize_t _pop(self) noexcept:
+        cdef Py_ssize_t t
+        if not self._size:
+            return -1
+        t = self._ring[self._head]
+        self._head += 1
+        if self._head == self._n:
+            self._head = 0
+        self._size -= 1
+        self._queued[t] = 0
+        return t
+
+    def touch(self, Py_ssize_t task):
+        """Queue ``task`` unless it is queued already."""
+        if <size_t>task >= <size_t>self._n:
+            _out_of_range("task", task, self._n)
+        self._touch(task)
+
+    def pop(self):
+        """The task at the head, removed; -1 if the worklist is empty."""
+        return self._pop()
+
+    def clear(self):
+        """Empty the worklist."""
+        self._head = 0
+        self._size = 0
+        memset(self._queued, 0, <size_t>self._n)
+
+    def __len__(self):
+        return self._size
+
+    def tasks(self):
+        """The queued tasks, head first."""
+        cdef Py_ssize_t i, at
+        out = []
+        for i in range(self._size):
+            at = self._head + i
+            if at >= self._n:
+                at -= self._n
+            out.append(self._ring[at])
+        return out
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class RoutingProgram:
+    """What ``Marking.fire_routing`` needs besides the marking; see the pure twin."""
+
+    cdef readonly Py_ssize_t n_tasks, n_places, end_place
+    cdef const uint8_t* simple
+    cdef const int32_t* post_ptr
+    cdef const int32_t* post_idx
+    cdef const int64_t* post_n
+    cdef const int32_t* watch_ptr
+    cdef const int32_t* watch_idx
+    cdef tuple _keep
+
+    def __init__(self, net, *, simple, post_ptr, post_idx, post_n, watch_ptr, watch_idx, end_place=-1):
+        cdef Py_ssize_t n_tasks = net.n_tasks, n_places = net.n_places
+        s = np.ascontiguousarray(np.asarray(simple, dtype=bool), dtype=np.uint8)
+        pp = np.ascontiguousarray(post_ptr, dtype=np.int32)
+        pi = np.ascontiguousarray(post_idx, dtype=np.int32)
+        pn = np.ascontiguousarray(post_n, dtype=np.int64)
+        wp = np.ascontiguousarray(watch_ptr, dtype=np.int32)
+        wi = np.ascontiguousarray(watch_idx, dtype=np.int32)
+        if s.shape[0] != n_tasks or pp.shape[0] != n_tasks + 1 or wp.shape[0] != n_places + 1:
+            raise ValueError("RoutingProgram: simple, post_ptr or watch_ptr does not fit the net")
+        if pi.shape[0] != pn.shape[0] or pp[-1] > pi.shape[0] or wp[-1] > wi.shape[0]:
+            raise ValueError("RoutingProgram: post_idx/post_n/watch_idx are shorter than their pointers say")
+        if (pi.shape[0] and (pi.min() < 0 or pi.max() >= n_places)) or (
+            wi.shape[0] and (wi.min() < 0 or wi.max() >= n_tasks)
+        ):
+            raise ValueError("RoutingProgram: a place or task index is outside the net")
+        if pn.shape[0] and pn.min() < 0:
+            raise ValueError("RoutingProgram: post_n holds a negative count")
+        if not -1 <= end_place < n_places:
+            raise ValueError(f"RoutingProgram: end_place {end_place} is not a place of the net, nor -1")
+        if pp[0] < 0 or (n_tasks and np.any(np.diff(pp) < 0)) or wp[0] < 0 or (n_places and np.any(np.diff(wp) < 0)):
+            raise ValueError("RoutingProgram: a CSR pointer array decreases or starts below 0")
+        _check_simple(net, simple)
+        self._keep = (s, pp, pi, pn, wp, wi)
+        self.n_tasks, self.n_places, self.end_place = n_tasks, n_places, end_place
+        self.simple = <const uint8_t*>(<Py_ssize_t>s.ctypes.data)
+        self.post_ptr = _p32(pp)
+        self.post_idx = _p32(pi)
+        self.post_n = <const int64_t*>(<Py_ssize_t>pn.ctypes.data)
+        self.watch_ptr = _p32(wp)
+        self.watch_idx = _p32(wi)
+
+
+cdef inline void _watchers(RoutingProgram prog, Worklist wl, Py_ssize_t p) noexcept:
+    cdef Py_ssize_t i
+    for i in range(prog.watch_ptr[p], prog.watch_ptr[p + 1]):
+        wl._touch(prog.watch_idx[i])
+
+
+def completed_records(list out, fired, names, str case, str net, Py_ssize_t seq, Py_ssize_t item):
+    """Append one ``item.completed`` trace record per fired task to ``out``; see the pure twin."""
+    cdef dict template = {"seq": None, "case": case, "event": "item.completed", "task": None, "item": None,
+                          "instance": None, "net": net, "data": None}
+    cdef Py_ssize_t k = 0
+    cdef dict record
+    cdef tuple named = tuple(names)
+    for t in fired:
+        record = PyDict_Copy(template)
+        PyDict_SetItem(record, "seq", seq + k)
+        PyDict_SetItem(record, "task", named[t])
+        PyDict_SetItem(record, "item", item + k)
+        PyList_Append(out, record)
+        k += 1
+
+
 @cython.final
 @cython.freelist(32)
 @cython.auto_pickle(False)
@@ -324,7 +510,7 @@ cdef class Marking:
     cdef uint64_t* _bb  # busy tasks
 
     def __init__(self, net, tokens=None, busy=None):
-        cdef _NetView v = _NetView(net)
+        cdef _NetView v = _view(net)
         cdef Py_ssize_t i
         toks = None if tokens is None else [int(x) for x in tokens]
         counts = None if busy is None else [int(x) for x in busy]
@@ -599,6 +785,127 @@ cdef class Marking:
             if self._clear(p):
                 out.append(p)
         return out
+
+    # -- the batch: a run of routing firings in one call ---------------------------------------------
+    cdef inline bint _can_fire(self, Py_ssize_t t) noexcept:
+        cdef _NetView v = self._v
+        cdef const int32_t* idx = v.pre_idx
+        cdef Py_ssize_t i, a = v.pre_ptr[t], b = v.pre_ptr[t + 1]
+        cdef int32_t code = v.join_code[t]
+        cdef int64_t acc = 0
+        if a == b:
+            return False
+        if code == C_JOIN_AND:
+            for i in range(a, b):
+                if self._tok[idx[i]] <= 0:
+                    return False
+            return True
+        for i in range(a, b):
+            acc += self._tok[idx[i]]
+        if code == C_JOIN_XOR:
+            return acc > 0
+        return acc >= v.join_n[t]  # a thread merge (RoutingProgram checked N >= 1)
+
+    cdef inline void _fire_simple(self, RoutingProgram prog, Worklist wl, Py_ssize_t t) noexcept:
+        """Consume one firing of simple task ``t`` (enabled: _can_fire) and queue the watchers."""
+        cdef _NetView v = self._v
+        cdef const int32_t* idx = v.pre_idx
+        cdef Py_ssize_t i, p, a = v.pre_ptr[t], b = v.pre_ptr[t + 1]
+        cdef int32_t code = v.join_code[t]
+        cdef int64_t need, k
+        if code == C_JOIN_AND:
+            for i in range(a, b):
+                p = idx[i]
+                self._tok[p] -= 1
+                if not self._tok[p]:
+                    self._mb[p >> 6] &= ~_bit(p)
+            for i in range(a, b):
+                _watchers(prog, wl, idx[i])
+            return
+        if code == C_JOIN_XOR:
+            for i in range(a, b):
+                p = idx[i]
+                if self._tok[p]:
+                    self._tok[p] -= 1
+                    if not self._tok[p]:
+                        self._mb[p >> 6] &= ~_bit(p)
+                    _watchers(prog, wl, p)
+                    return
+            return
+        need = v.join_n[t]
+        for i in range(a, b):
+            if not need:
+                break
+            p = idx[i]
+            k = self._tok[p]
+            if need < k:
+                k = need
+            if k:
+                self._tok[p] -= k
+                if not self._tok[p]:
+                    self._mb[p >> 6] &= ~_bit(p)
+                need -= k
+                _watchers(prog, wl, p)
+
+    def fire_routing(self, RoutingProgram prog, Worklist worklist, int64_t budget):
+        """Fire routing tasks from ``worklist`` until it pops one the batch does not fire; see the
+        pure twin. Returns ``(fired, why, task)``."""
+        if prog.n_tasks != self._nt or prog.n_places != self._np or worklist._n != self._nt:
+            raise ValueError("fire_routing: the program or the worklist is for another net")
+        cdef Py_ssize_t t, i, p, cap = 64, count = 0
+        cdef Py_ssize_t end = prog.end_place
+        cdef bint ended
+        cdef int64_t n
+        cdef int32_t* buf = <int32_t*>PyMem_Malloc(cap * 4)
+        cdef int32_t* grown
+        cdef int why
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            while True:
+                t = worklist._pop()
+                if t < 0:
+                    why = FIRE_EMPTY
+                    break
+                if not prog.simple[t]:
+                    why = FIRE_HANDOFF
+                    break
+                ended = False
+                while self._can_fire(t):
+                    if budget <= 0:
+                        break
+                    budget -= 1
+                    self._fire_simple(prog, worklist, t)
+                    if count == cap:
+                        grown = <int32_t*>PyMem_Realloc(buf, cap * 8)
+                        if grown == NULL:
+                            raise MemoryError()
+                        buf = grown
+                        cap *= 2
+                    buf[count] = <int32_t>t
+                    count += 1
+                    for i in range(prog.post_ptr[t], prog.post_ptr[t + 1]):
+                        p = prog.post_idx[i]
+                        n = prog.post_n[i]
+                        if n > 0:
+                            self._tok[p] += n
+                            self._mb[p >> 6] |= _bit(p)
+                        _watchers(prog, worklist, p)
+                        if p == end:
+                            ended = True
+                else:
+                    if ended:
+                        why = FIRE_END
+                        break
+                    continue
+                why = FIRE_BUDGET  # the inner loop broke: no budget left for this firing
+                break
+            fired = array.clone(_INT_ARRAY, count, zero=False)
+            if count:
+                memcpy((<array.array>fired).data.as_ints, buf, <size_t>count * 4)
+        finally:
+            PyMem_Free(buf)
+        return fired, why, t
 
     # -- OR-join regions ----------------------------------------------------------------------
     def region_live(self, Py_ssize_t region):

@@ -14,19 +14,41 @@ task's join could fire (``capacity``) and applies consumption, production and ca
 from __future__ import annotations
 
 from array import array
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ("JOIN_AND", "JOIN_OR", "JOIN_PARTIAL", "JOIN_THREADS", "JOIN_XOR", "KernelNet", "Marking")
+__all__ = (
+    "FIRE_BUDGET",
+    "FIRE_EMPTY",
+    "FIRE_END",
+    "FIRE_HANDOFF",
+    "JOIN_AND",
+    "JOIN_OR",
+    "JOIN_PARTIAL",
+    "JOIN_THREADS",
+    "JOIN_XOR",
+    "KernelNet",
+    "Marking",
+    "RoutingProgram",
+    "Worklist",
+    "completed_records",
+)
 
 JOIN_AND = 0
 JOIN_XOR = 1
 JOIN_OR = 2
 JOIN_THREADS = 3
 JOIN_PARTIAL = 4
+
+# Why Marking.fire_routing stopped (its second result).
+FIRE_EMPTY = 0  # the worklist is empty
+FIRE_HANDOFF = 1  # it popped a task it does not fire itself: the caller handles that task
+FIRE_END = 2  # a firing marked the end place
+FIRE_BUDGET = 3  # the next firing would pass the budget: the task is popped and returned
 
 IntArray = npt.NDArray[np.int32]
 WordArray = npt.NDArray[np.uint64]
@@ -46,9 +68,13 @@ class KernelNet:
         cancel_idx: places emptied when each task completes.
         region_places: ``[n_regions, words(n_places)]`` bitsets of places.
         region_tasks: ``[n_regions, words(n_tasks)]`` bitsets of tasks.
+
+    The arrays are read, never written, and must not be changed once a marking uses them: the
+    compiled twin validates them once and caches what it derives in ``cache``.
     """
 
     __slots__ = (
+        "cache",
         "cancel_idx",
         "cancel_ptr",
         "join_code",
@@ -85,6 +111,7 @@ class KernelNet:
         self.cancel_idx = cancel_idx
         self.region_places = region_places
         self.region_tasks = region_tasks
+        self.cache: object = None  # the compiled twin keeps its validated view of the arrays here
 
 
 def _rows_as_ints(rows: WordArray) -> list[int]:
@@ -95,6 +122,130 @@ def _rows_as_ints(rows: WordArray) -> list[int]:
             value |= int(word) << (64 * w)
         out.append(value)
     return out
+
+
+class Worklist:
+    """The runner's FIFO of tasks to look at again, each queued at most once.
+
+    Args:
+        n_tasks: the number of tasks of the net.
+    """
+
+    __slots__ = ("_queue", "_queued")
+
+    def __init__(self, n_tasks: int) -> None:
+        self._queue: deque[int] = deque()
+        self._queued = bytearray(n_tasks)
+
+    def touch(self, task: int) -> None:
+        """Queue ``task`` unless it is queued already."""
+        if not self._queued[task]:
+            self._queued[task] = 1
+            self._queue.append(task)
+
+    def pop(self) -> int:
+        """The task at the head, removed; -1 if the worklist is empty."""
+        if not self._queue:
+            return -1
+        task = self._queue.popleft()
+        self._queued[task] = 0
+        return task
+
+    def clear(self) -> None:
+        """Empty the worklist."""
+        self._queue.clear()
+        self._queued = bytearray(len(self._queued))
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def tasks(self) -> list[int]:
+        """The queued tasks, head first."""
+        return list(self._queue)
+
+
+class RoutingProgram:
+    """What :meth:`Marking.fire_routing` needs besides the marking: which tasks it may fire, what
+    each produces, who looks again when a place changes, and where the net ends.
+
+    Args:
+        net: the static arrays of the net.
+        simple: per task, true if the batch may fire it: a routing task whose firing is its join
+            (AND, XOR or thread merge, by tokens alone), then its cancellation-free, data-free
+            production (``post``); the caller decides which tasks qualify.
+        post_ptr: CSR row pointers (``n_tasks + 1``) into ``post_idx`` / ``post_n``.
+        post_idx: the places each simple task puts tokens in, in order.
+        post_n: how many tokens it puts in each.
+        watch_ptr: CSR row pointers (``n_places + 1``) into ``watch_idx``.
+        watch_idx: per place, the tasks to look at again when its tokens change, in order.
+        end_place: a place whose marking ends the batch (explicit termination), or -1.
+    """
+
+    __slots__ = ("_post", "_simple", "_watch", "end_place", "n_places", "n_tasks")
+
+    def __init__(
+        self,
+        net: KernelNet,
+        *,
+        simple: Sequence[bool],
+        post_ptr: Sequence[int],
+        post_idx: Sequence[int],
+        post_n: Sequence[int],
+        watch_ptr: Sequence[int],
+        watch_idx: Sequence[int],
+        end_place: int = -1,
+    ) -> None:
+        n_tasks, n_places = net.n_tasks, net.n_places
+        if len(simple) != n_tasks or len(post_ptr) != n_tasks + 1 or len(watch_ptr) != n_places + 1:
+            raise ValueError("RoutingProgram: simple, post_ptr or watch_ptr does not fit the net")
+        if len(post_idx) != len(post_n) or post_ptr[-1] > len(post_idx) or watch_ptr[-1] > len(watch_idx):
+            raise ValueError("RoutingProgram: post_idx/post_n/watch_idx are shorter than their pointers say")
+        if any(not 0 <= p < n_places for p in post_idx) or any(not 0 <= t < n_tasks for t in watch_idx):
+            raise ValueError("RoutingProgram: a place or task index is outside the net")
+        if any(n < 0 for n in post_n):
+            raise ValueError("RoutingProgram: post_n holds a negative count")
+        if not -1 <= end_place < n_places:
+            raise ValueError(f"RoutingProgram: end_place {end_place} is not a place of the net, nor -1")
+        _check_simple(net, simple)
+        self.n_tasks, self.n_places, self.end_place = n_tasks, n_places, end_place
+        self._simple = [bool(x) for x in simple]
+        self._post = [
+            tuple(zip(post_idx[post_ptr[t]:post_ptr[t + 1]], post_n[post_ptr[t]:post_ptr[t + 1]], strict=True))
+            for t in range(n_tasks)
+        ]
+        self._watch = [tuple(watch_idx[watch_ptr[p]:watch_ptr[p + 1]]) for p in range(n_places)]
+
+
+def _check_simple(net: KernelNet, simple: Sequence[bool]) -> None:
+    """A simple task's join must fire by tokens alone, from distinct input places."""
+    ptr = net.preset_ptr.tolist()
+    idx = net.preset_idx.tolist()
+    codes = net.join_code.tolist()
+    join_n = net.join_n.tolist()
+    for t, yes in enumerate(simple):
+        if not yes:
+            continue
+        pre = idx[ptr[t] : ptr[t + 1]]
+        if codes[t] not in (JOIN_AND, JOIN_XOR, JOIN_THREADS) or (codes[t] == JOIN_THREADS and join_n[t] < 1):
+            raise ValueError(f"RoutingProgram: task {t} is marked simple but its join is not AND, XOR or a "
+                             "thread merge of N >= 1")
+        if len(set(pre)) != len(pre):
+            raise ValueError(f"RoutingProgram: task {t} is marked simple but lists an input place twice")
+
+
+def completed_records(
+    out: list[dict[str, Any]], fired: Sequence[int], names: Sequence[str], case: str, net: str, seq: int, item: int
+) -> None:
+    """Append one ``item.completed`` trace record per fired task to ``out``.
+
+    The records number ``seq``, ``seq + 1``, ... and take the item ids ``item``, ``item + 1``, ...
+    in firing order, as the runner's own records would.
+    """
+    for k, t in enumerate(fired):
+        out.append({
+            "seq": seq + k, "case": case, "event": "item.completed", "task": names[t], "item": item + k,
+            "instance": None, "net": net, "data": None,
+        })
 
 
 class Marking:
@@ -310,6 +461,53 @@ class Marking:
     def cancel(self, task: int) -> list[int]:
         """Empty the places of ``task``'s cancellation set; return those that held tokens."""
         return [p for p in self._cancel[task] if self.clear(p)]
+
+    # -- the batch: a run of routing firings in one call ---------------------------------------------
+    def fire_routing(self, prog: RoutingProgram, worklist: Worklist, budget: int) -> tuple[array[int], int, int]:
+        """Fire routing tasks from ``worklist`` until it pops one the batch does not fire.
+
+        Pop tasks from the head; while the popped task is simple and its join can fire (by
+        tokens: ``capacity > 0``), fire it: consume (and queue the watchers of the places that
+        lost tokens), then produce its ``post`` (queueing the watchers of each place it marks).
+        After a task's firings, stop if one of them marked ``prog.end_place``.
+
+        Returns:
+            ``(fired, why, task)``: the fired tasks in order (an ``array('i')``, a task once per
+            firing); why it stopped, ``FIRE_EMPTY`` (``task`` is -1), ``FIRE_HANDOFF`` (``task``
+            was popped and is not simple: the caller handles it), ``FIRE_END`` (``task`` marked
+            the end place), or ``FIRE_BUDGET`` (``task``, popped, would fire once more than
+            ``budget`` allows).
+        """
+        fired: array[int] = array("i")
+        toks = self._tokens
+        watch = prog._watch
+        simple = prog._simple
+        end = prog.end_place
+        while True:
+            t = worklist.pop()
+            if t < 0:
+                return fired, FIRE_EMPTY, -1
+            if not simple[t]:
+                return fired, FIRE_HANDOFF, t
+            ended = False
+            while self.capacity(t) > 0:
+                if budget <= 0:
+                    return fired, FIRE_BUDGET, t
+                budget -= 1
+                for p in self.consume(t):
+                    for u in watch[p]:
+                        worklist.touch(u)
+                fired.append(t)
+                for p, n in prog._post[t]:
+                    if n > 0:
+                        toks[p] += n
+                        self._marked_bits |= 1 << p
+                    for u in watch[p]:
+                        worklist.touch(u)
+                    if p == end:
+                        ended = True
+            if ended:
+                return fired, FIRE_END, t
 
     # -- OR-join regions ----------------------------------------------------------------------
     def region_live(self, region: int) -> bool:

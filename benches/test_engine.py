@@ -128,14 +128,22 @@ def test_routing_firings_per_second(benchmark: Any, report: Report, rounds: int,
     runner = NetRunner(compile_spec(from_data(data)).net("main"))
     firings = runner.net.n_tasks if shape != "xor-loop" else n
 
-    def run() -> None:
-        step = runner.start(CaseStarted(case="c", net="main", data=start_data))
+    def run(on: NetRunner = runner) -> None:
+        step = on.start(CaseStarted(case="c", net="main", data=start_data))
         assert step.state.status == "completed", step.state.error
 
-    def run_pure() -> None:  # the baseline: the same runner on the pure twin
+    def pure_twins(patch: pytest.MonkeyPatch) -> None:
+        for name in ("Marking", "RoutingProgram", "Worklist", "completed_records"):
+            patch.setattr(runner_module, name, getattr(_marking_py, name))
+
+    with monkeypatch.context() as patch:
+        pure_twins(patch)
+        pure_runner = NetRunner(runner.net)
+
+    def run_pure() -> None:  # the baseline: the same runner on the pure twins
         with monkeypatch.context() as patch:
-            patch.setattr(runner_module, "Marking", _marking_py.Marking)
-            run()
+            pure_twins(patch)
+            run(pure_runner)
 
     total, base = compare(benchmark, run, {"pure": run_pure}, rounds)
     per, pure = total / firings, base["pure"] / firings

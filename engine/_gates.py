@@ -131,7 +131,7 @@ def release_mutexes(r: NetRunner, s: CaseState) -> bool:
     released = False
     for name, active in list(s.mutex.items()):
         tasks = r.net.mutex_regions[name][active]
-        if any(s.marking.busy(u) or s.waiting[u] or s.marking.capacity(u) for u in tasks):
+        if any(s.marking.busy(u) or s.waiting.get(u) or s.marking.capacity(u) for u in tasks):
             continue
         del s.mutex[name]
         released = True

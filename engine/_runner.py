@@ -21,7 +21,6 @@ Theory of operation (ADR 0001 has the why).
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import msgspec
@@ -55,7 +54,20 @@ from ._events import (
     SignalReceived,
     TimerFired,
 )
-from ._hotpath import JOIN_OR, JOIN_PARTIAL, Marking
+from ._hotpath import (
+    FIRE_BUDGET,
+    FIRE_EMPTY,
+    FIRE_END,
+    JOIN_AND,
+    JOIN_OR,
+    JOIN_PARTIAL,
+    JOIN_THREADS,
+    JOIN_XOR,
+    Marking,
+    RoutingProgram,
+    Worklist,
+    completed_records,
+)
 from ._orjoin import OrJoinOracle
 from ._state import CaseState, ItemRecord
 
@@ -164,9 +176,67 @@ class NetRunner:
         self._effects: list[Effect] = []
         self._trace: list[TraceRecord] = []
         self._positions: list[int] = []
-        self._queue: deque[int] = deque()
-        self._queued = bytearray(net.n_tasks)
+        self._worklist = Worklist(net.n_tasks)
+        self._touch = self._worklist.touch  # queue a task to look at again (at most once)
+        self._program = self._routing_program()
         self._mi_opening: set[int] = set()
+
+    def _routing_program(self) -> RoutingProgram:
+        """The tasks the batch kernel fires on its own, and what each produces.
+
+        A task qualifies when firing it is nothing but its join and a fixed production: a plain
+        routing task (no trigger, mutex, loop, instances or output mapping) with an AND, XOR or
+        thread-merge join on distinct inputs, no milestone, no cancellation set and nothing to
+        force-complete, whose split does not depend on the data (an AND or thread split; an XOR
+        split whose first non-default flow has no condition; an OR split without conditions).
+        """
+        net = self.net
+        simple: list[bool] = []
+        posts: list[list[tuple[int, int]]] = []
+        for t in range(net.n_tasks):
+            post = self._static_post(t)
+            ok = (
+                post is not None and self._plain[t] and not net.milestone[t] and not self._cancels[t]
+                and not net.cancel_case[t] and not net.tasks[t].completes
+                and len(set(net.preset[t])) == len(net.preset[t])
+                and (net.join[t] in (JOIN_AND, JOIN_XOR) or (net.join[t] == JOIN_THREADS and net.join_n[t] >= 1))
+            )
+            simple.append(ok)
+            posts.append(post if ok and post is not None else [])
+        post_ptr = [0]
+        for post in posts:
+            post_ptr.append(post_ptr[-1] + len(post))
+        watch_ptr = [0]
+        for watchers in self._watch_place:
+            watch_ptr.append(watch_ptr[-1] + len(watchers))
+        return RoutingProgram(
+            net.kernel, simple=simple, post_ptr=post_ptr,
+            post_idx=[p for post in posts for p, _n in post], post_n=[n for post in posts for _p, n in post],
+            watch_ptr=watch_ptr, watch_idx=[u for watchers in self._watch_place for u in watchers],
+            end_place=1 if self._explicit else -1,
+        )
+
+    def _static_post(self, t: int) -> list[tuple[int, int]] | None:
+        """The tokens task ``t``'s split produces whatever the data, as ``_route`` would put them;
+        ``None`` if a condition decides (or the split has no flow to take)."""
+        net = self.net
+        split = net.split[t]
+        flows = net.flows[t]
+        if split in (SPLIT_AND, SPLIT_THREADS):
+            return [(f.place, net.split_n[t]) for f in flows]
+        conditional = [f for f in flows if not f.default]
+        default = next((f for f in flows if f.default), None)
+        if split == SPLIT_OR:
+            if any(f.when is not None for f in conditional):
+                return None
+            chosen = conditional or ([default] if default is not None else [])
+        elif conditional:
+            chosen = [conditional[0]] if conditional[0].when is None else []
+            if not chosen:
+                return None
+        else:
+            chosen = [default] if default is not None else []
+        return [(f.place, 1) for f in chosen] or None
 
     # -- public --------------------------------------------------------------------------------
     def initial_state(self, event: CaseStarted) -> CaseState:
@@ -202,8 +272,7 @@ class NetRunner:
             self._apply(state, event)
             self._settle(state)
         except _CaseEnded:
-            self._queue.clear()
-            self._queued = bytearray(self.net.n_tasks)
+            self._worklist.clear()
         step = Step(state=state, effects=self._effects, trace=self._trace, positions=self._positions)
         return step
 
@@ -300,11 +369,6 @@ class NetRunner:
     def _rec(self, kind: str, item: ItemRecord, data: Any = None) -> None:
         self._record(kind, task=item.task, item=item.id, instance=item.instance, data=data)
 
-    def _touch(self, t: int) -> None:
-        if not self._queued[t]:
-            self._queued[t] = 1
-            self._queue.append(t)
-
     def _mark(self, p: int, n: int) -> None:
         s = self._s
         s.marking.add(p, n)
@@ -328,7 +392,7 @@ class NetRunner:
         self._changed(places)
         for p in places:
             for u in self.net.consumers[p]:
-                waiting = s.waiting[u]
+                waiting = s.waiting.get(u)
                 if waiting and len(waiting) > self._capacity(s, u):
                     while len(waiting) > self._capacity(s, u):
                         self._withdraw(s, s.items[waiting[-1]])
@@ -376,26 +440,39 @@ class NetRunner:
         return s.marking.consume(t)
 
     def _settle(self, s: CaseState) -> None:
-        queue = self._queue
-        queued = self._queued
+        worklist = self._worklist
+        program = self._program
+        fire_routing = s.marking.fire_routing
         budget = MAX_FIRINGS_PER_STEP
         at_once = self._at_once
         plain = self._plain
         names = self.net.task_names
         joins = self.net.join
         while True:
-            while queue:
-                t = queue.popleft()
-                queued[t] = 0
+            while True:
+                # The batch kernel fires the run of simple routing tasks at the head of the
+                # worklist and hands back the first task it does not fire itself.
+                fired, why, t = fire_routing(program, worklist, budget)
+                if fired:
+                    n = len(fired)
+                    budget -= n
+                    completed_records(self._trace, fired, names, s.case, s.net, s.seq, s.next_item)
+                    s.seq += n
+                    s.next_item += n
+                if why == FIRE_EMPTY:
+                    break
+                if why == FIRE_END:
+                    self._reached_end = True
+                    break
+                if why == FIRE_BUDGET:
+                    self._over_budget(s, t)
                 if joins[t] == JOIN_PARTIAL:
                     _gates.absorb(self, s, t)
                 if at_once[t]:
                     while self._capacity(s, t) > 0:
                         budget -= 1
                         if budget < 0:
-                            self._fail_case(s, f"task {self.net.task_names[t]!r} fired {MAX_FIRINGS_PER_STEP} times "
-                                            "in one step: a loop of routing tasks never waits (add a condition that "
-                                            "becomes false, or an external task)")
+                            self._over_budget(s, t)
                         if plain[t]:  # a plain routing task: fire and complete, nothing else to set up
                             self._changed(self._consume(s, t))
                             item_id = s.next_item
@@ -415,10 +492,18 @@ class NetRunner:
             self._finish(s, "completed", None)
         self._check_end(s)
 
+    def _over_budget(self, s: CaseState, t: int) -> None:
+        self._fail_case(s, f"task {self.net.task_names[t]!r} fired {MAX_FIRINGS_PER_STEP} times in one step: a loop "
+                        "of routing tasks never waits (add a condition that becomes false, or an external task)")
+
     def _mirror(self, s: CaseState, t: int) -> None:
         """Keep exactly ``capacity`` unclaimed items of task ``t`` alive."""
         cap = self._capacity(s, t)
-        waiting = s.waiting[t]
+        waiting = s.waiting.get(t)
+        if waiting is None:
+            if not cap:
+                return
+            waiting = s.waiting[t] = []
         while len(waiting) < cap:
             kind = self.net.kind[t]
             spec = self.net.tasks[t]
@@ -751,7 +836,7 @@ class NetRunner:
             trig = self.net.tasks[t].trigger
             if trig is None:  # pragma: no cover
                 raise YawlflowInternalError("trig is unset: this is a bug; please report it")
-            if trig.signal == signal and s.waiting[t]:
+            if trig.signal == signal and s.waiting.get(t):
                 (persistent if trig.persistent else transient).append(s.items[s.waiting[t][0]])
         return transient, persistent
 

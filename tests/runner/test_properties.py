@@ -449,7 +449,7 @@ def test_every_step_settles(spec: dict[str, Any], x0: int, picks: list[int]) -> 
                 if net.kind[t] in (KIND_ROUTING, KIND_AUTO):
                     assert cap == 0, f"{net.task_names[t]} could still fire: {m}"
                 else:
-                    waiting = state.waiting[t]
+                    waiting = state.waiting.get(t, [])
                     assert len(waiting) == cap, (net.task_names[t], waiting, cap, m)
                     assert all(
                         state.items[i].state == "offered" and not state.items[i].claimed for i in waiting
