@@ -448,7 +448,7 @@ cdef class RoutingProgram:
         wi = np.ascontiguousarray(watch_idx, dtype=np.int32)
         if s.shape[0] != n_tasks or pp.shape[0] != n_tasks + 1 or wp.shape[0] != n_places + 1:
             raise ValueError("RoutingProgram: simple, post_ptr or watch_ptr does not fit the net")
-        if pi.shape[0] != pn.shape[0] or pp[-1] > pi.shape[0] or wp[-1] > wi.shape[0]:
+        if pi.shape[0] != pn.shape[0] or pp[n_tasks] > pi.shape[0] or wp[n_places] > wi.shape[0]:
             raise ValueError("RoutingProgram: post_idx/post_n/watch_idx are shorter than their pointers say")
         if (pi.shape[0] and (pi.min() < 0 or pi.max() >= n_places)) or (
             wi.shape[0] and (wi.min() < 0 or wi.max() >= n_tasks)
