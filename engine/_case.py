@@ -1,13 +1,17 @@
 """Case: one running case inside an Engine — the loop that feeds the runner and runs its effects.
 
 Theory of operation. Each case owns a task group (inside the engine's root group; a sub-case's
-inside its parent's) and a cancel scope per running work item and per armed timer. Events reach
-the runner through one *inbox* that a synchronous drain loop empties: an API call applies its own
-event first (so a bad call raises :class:`InvalidEventError` and changes nothing), handlers and
-timers post theirs. Effects are carried out in order: a quick sync handler is called inline (its
-result goes back to the inbox, so nothing recurses), other handlers get a task, sub-cases a child
-Case, timers a sleeper on the engine's clock. Every applied event is appended to the store first,
-so state = fold(log).
+inside its parent's) and a cancel scope per running work item and per armed timer. The group is
+lazy: its *host* task starts the first time the case has something asynchronous to run (an async
+or threaded handler, its timer loop, a hosted sub-case, the seeded driver), so a case that only
+routes, calls quick handlers or waits for external work costs no task at all (ADR 0002).
+
+Events reach the runner through one *inbox* that a synchronous drain loop empties: an API call
+applies its own event first (so a bad call raises :class:`InvalidEventError` and changes
+nothing), handlers and timers post theirs. Effects are carried out in order: a quick sync
+handler is called inline (its result goes back to the inbox, so nothing recurses), other
+handlers get a task, sub-cases a child Case, timers a sleeper on the engine's clock. Every
+applied event is appended to the store first, so state = fold(log).
 
 With a seed, handlers do not run concurrently: the root case keeps a *ready* list of started
 items for its whole tree, and one driver task runs them one at a time in a seed-chosen order, so
@@ -18,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -112,24 +115,34 @@ def _check_data(data: object, what: str) -> dict[str, Any]:
 class Case:
     """A handle on one case. Created by :meth:`Engine.start`; never construct it directly."""
 
+    # slots: 10,000 waiting cases hold 10,000 of these; a __dict__ of ~30 attributes is 1.6 KiB each
+    __slots__ = (
+        "_children", "_detached", "_done", "_draining", "_driving", "_engine", "_finished", "_forwarding", "_hosted",
+        "_inbox", "_parent", "_parent_item", "_pending", "_ready", "_ready_event", "_rng", "_root", "_runner",
+        "_scopes", "_spec", "_state", "_tg", "_timer_loop_started", "_timer_scope", "_timer_wakeup", "_timers",
+        "_trace", "_waiters", "id", "net", "tenant",
+    )
+
     def __init__(self, engine: Engine, spec: CompiledSpec, net: str, case_id: str, *,
                  parent: Case | None = None, parent_item: int | None = None, tenant: str | None = None) -> None:
         self._engine = engine
         self._spec = spec
-        self._runner = engine._runner_for(spec, net)
+        self._runner, blank = engine._runner_for(spec, net)
         self.id = case_id
         self.net = net
         self.tenant = tenant
         self._parent = parent
         self._parent_item = parent_item
         self._root: Case = parent._root if parent is not None else self
-        self._state = self._runner.initial_state(CaseStarted(case=case_id, net=net))
+        self._state = blank.fresh(case_id)  # as ``initial_state`` makes it, without rebuilding the marking
         self._trace: list[TraceRecord] = []
-        self._inbox: deque[Event] = deque()
+        self._inbox: list[Event] = []  # a list, not a deque: an empty deque holds a 0.5 KiB block
         self._draining = False
         self._forwarding = False
         self._tg: anyio.abc.TaskGroup | None = None
-        self._pending: list[tuple[Any, tuple[Any, ...]]] = []
+        self._hosted = False  # its host task was asked for (lazily: the first time work needs a task)
+        # containers most cases never use start as None (an empty list is 56 bytes and a GC object)
+        self._pending: list[tuple[Any, tuple[Any, ...]]] | None = None
         self._scopes: dict[int, anyio.CancelScope] = {}
         self._timers: dict[tuple[int, str], int] = {}  # (item, purpose) -> deadline (ns); one sleeper
         self._timer_loop_started = False
@@ -138,14 +151,15 @@ class Case:
         self._children: dict[int, Case] = {}
         self._finished = False
         self._detached = False
-        self._done = anyio.Event()
-        self._waiters: list[anyio.Event] = []
+        self._done: anyio.Event | None = None  # made by the host, the only one that waits on it
+        self._waiters: list[anyio.Event] | None = None
         seed = engine.seed
         # not for security: a seeded order (deterministic mode) or jitter
         # the unseeded source is shared: a SystemRandom per case would carry an unused 2.5 KiB state
         self._rng = random.Random(f"{seed}/{case_id}") if seed is not None else engine._jitter  # noqa: S311
-        self._ready: list[tuple[Case, StartItem]] = []  # root only, seeded mode only
+        self._ready: list[tuple[Case, StartItem]] | None = None  # root only, seeded mode only
         self._ready_event: anyio.Event | None = None
+        self._driving = False  # root only, seeded mode only: the driver task was spawned
 
     # -- public API ------------------------------------------------------------------------------
     @property
@@ -304,9 +318,12 @@ class Case:
         if self._draining:
             return
         self._draining = True
+        inbox = self._inbox
+        taken = 0
         try:
-            while self._inbox:
-                event = self._inbox.popleft()
+            while taken < len(inbox):  # events applied here may post more: they are taken in turn
+                event = inbox[taken]
+                taken += 1
                 if self._finished:
                     continue
                 try:
@@ -315,9 +332,11 @@ class Case:
                     continue  # a late result for an item withdrawn meanwhile: nothing to do
                 self._applied(event, step)
         finally:
+            del inbox[:taken]
             self._draining = False
-        if self._root._state.signals or any(c._state.signals for c in self._root._tree()[1:]):
-            self._root._forward_signals()
+        root = self._root
+        if root._state.signals or (root._children and any(c._state.signals for c in root._tree()[1:])):
+            root._forward_signals()
         self._notify()
 
     def _applied(self, event: Event, step: Step) -> None:
@@ -337,7 +356,8 @@ class Case:
             case = case._parent
 
     def _begin(self, data: dict[str, Any]) -> None:
-        _log.debug("case %s started in net %r", self.id, self.net, extra={"case_id": self.id, "net": self.net})
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("case %s started in net %r", self.id, self.net, extra={"case_id": self.id, "net": self.net})
         started = CaseStarted(case=self.id, net=self.net, data=data, seed=self._engine.seed,
                               parent=self._parent.id if self._parent else None, at_ns=self._now())
         self._engine.store.create(
@@ -349,10 +369,25 @@ class Case:
 
     # -- internals: effects ------------------------------------------------------------------
     def _spawn(self, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` in a task of this case's task group, starting the case's host first.
+
+        The host is lazy: a case that never runs anything asynchronous (routing, quick handlers,
+        external items, signals) never gets one. The first spawn asks for it, in the engine's
+        root group for a root case and through the parent's ``_spawn`` for a sub-case, so the
+        tree of task groups keeps its shape; work queues in ``_pending`` until the host runs.
+        """
         if self._tg is not None:
             self._tg.start_soon(fn, *args)
-        else:
-            self._pending.append((fn, args))
+            return
+        if self._pending is None:
+            self._pending = []
+        self._pending.append((fn, args))
+        if not self._hosted:
+            self._hosted = True
+            if self._parent is not None:
+                self._parent._spawn(self._host)
+            elif self._engine._tg is not None:
+                self._engine._tg.start_soon(self._host)
 
     def _effect(self, effect: Effect) -> None:
         if isinstance(effect, StartItem):
@@ -367,7 +402,8 @@ class Case:
                 if not child._finished:
                     child._api(CaseCancelRequested(at_ns=self._now()))
             root = self._root
-            root._ready = [(c, e) for c, e in root._ready if not (c is self and e.item == effect.item)]
+            if root._ready:
+                root._ready = [(c, e) for c, e in root._ready if not (c is self and e.item == effect.item)]
         elif isinstance(effect, ArmTimer):
             self._timers[(effect.item, effect.purpose)] = self._now() + effect.after_ns
             if not self._timer_loop_started:
@@ -382,8 +418,7 @@ class Case:
                          parent_item=effect.item, tenant=self.tenant)
             self._children[effect.item] = child
             self._engine._register(child)
-            self._spawn(child._host)
-            child._begin(effect.data)
+            child._begin(effect.data)  # its host starts (through ours) when it first needs one
         elif isinstance(effect, CaseFinished):
             self._finish(effect)
 
@@ -400,9 +435,14 @@ class Case:
             return
         if self._engine.seed is not None:
             root = self._root
+            if root._ready is None:
+                root._ready = []
             root._ready.append((self, effect))
             if root._ready_event is not None:
                 root._ready_event.set()
+            elif not root._driving:
+                root._driving = True
+                root._spawn(root._driver)  # the driver starts with the tree's first ready item
             return
         if entry.quick and not entry.is_async and effect.attempt == 1 and task.timeout_ns is None:
             self._inbox.append(self._call_inline(entry, effect))  # no task: the cost model's fast path
@@ -534,7 +574,8 @@ class Case:
                 self._ready_event = anyio.Event()
                 self._notify()
                 await self._ready_event.wait()
-            case, effect = self._ready.pop(self._rng.randrange(len(self._ready)))
+            ready = self._ready
+            case, effect = ready.pop(self._rng.randrange(len(ready)))
             if case._finished or effect.item not in case._state.items:
                 continue
             try:
@@ -549,29 +590,36 @@ class Case:
             await case._run_item(effect, entry, scope)
 
     async def _host(self) -> None:
+        """Own the case's task group until the case ends (started by the first ``_spawn``)."""
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                pending, self._pending = self._pending, []
+                pending, self._pending = self._pending or (), None
                 for fn, args in pending:
                     tg.start_soon(fn, *args)
-                if self._engine.seed is not None and self._parent is None:
-                    tg.start_soon(self._driver)
-                await self._done.wait()
-                tg.cancel_scope.cancel()
+                if not self._finished:
+                    self._done = anyio.Event()
+                    await self._done.wait()
+                # _finish cancelled every item's scope, so those tasks end on their own; only the
+                # timer loop, the driver and unfinished sub-cases' hosts would not. Cancel only
+                # then: anyio's CancelScope.cancel() formats the current task's repr (35-60 us).
+                if self._timer_loop_started or self._driving or any(not c._finished for c in self._children.values()):
+                    tg.cancel_scope.cancel()
         finally:
             self._tg = None
 
     # -- internals: ending, waiting ------------------------------------------------------------
     def _finish(self, effect: CaseFinished) -> None:
         self._finished = True
-        _log.debug("case %s %s", self.id, effect.status, extra={"case_id": self.id, "status": effect.status})
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("case %s %s", self.id, effect.status, extra={"case_id": self.id, "status": effect.status})
         self._engine.store.set_status(self.id, effect.status)
         for scope in list(self._scopes.values()):
             scope.cancel()
         self._scopes.clear()
         self._timers.clear()
-        self._done.set()
+        if self._done is not None:
+            self._done.set()
         parent = self._parent
         if parent is not None and not self._detached and not parent._finished:
             parent._children.pop(self._parent_item or 0, None)
@@ -588,7 +636,7 @@ class Case:
 
     def _root_running(self) -> int:
         root = self._root
-        return len(root._ready) + root._running_in_tree()
+        return len(root._ready or ()) + root._running_in_tree()
 
     def _running_in_tree(self) -> int:
         return len(self._scopes) + len(self._inbox) + sum(c._running_in_tree() for c in self._children.values())
@@ -596,13 +644,16 @@ class Case:
     def _notify(self) -> None:
         case: Case | None = self
         while case is not None:
-            waiters, case._waiters = case._waiters, []
-            for w in waiters:
-                w.set()
+            if case._waiters:
+                waiters, case._waiters = case._waiters, None
+                for w in waiters:
+                    w.set()
             case = case._parent
 
     async def _wait_change(self) -> None:
         event = anyio.Event()
+        if self._waiters is None:
+            self._waiters = []
         self._waiters.append(event)
         await event.wait()
 

@@ -1,17 +1,18 @@
 """Engine: the embeddable workflow engine — one root task group, the handler registry, the store.
 
-Theory of operation. ``async with Engine() as engine`` opens the root task group; every case runs
-in a child task group of it (a sub-case inside its parent's), and each work item in its own cancel
-scope inside its case. Leaving the ``async with`` block cancels whatever still runs: no task
-outlives the engine. Specs are compiled once and cached by identity; a NetRunner is built once
-per compiled net and shared by every case of that net (it is pure).
+Theory of operation. ``async with Engine() as engine`` opens the root task group; every case
+runs its asynchronous work in a child task group of it (a sub-case inside its parent's), and
+each work item in its own cancel scope inside its case. A case's group is opened lazily, when
+the case first has something to run in it (ADR 0002, "Lazy hosts"): ``start`` spawns no task.
+Leaving the ``async with`` block cancels whatever still runs: no task outlives the engine. Specs
+are compiled once and cached by identity; a NetRunner is built once per compiled net and shared
+by every case of that net (it is pure).
 """
 
 from __future__ import annotations
 
 import os
 import random
-import uuid
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -19,14 +20,16 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._case import Case
+from ._case import Case, _check_data
 from ._clock import Clock, SystemClock
 from ._compiled import CompiledSpec, compile_spec
 from ._errors import ConfigError, InvalidEventError, YawlflowInternalError
+from ._events import CaseStarted
 from ._handlers import Handler, HandlerRegistry
 from ._runner import NetRunner
 from ._spec import load
 from ._spec._model import Spec
+from ._state import CaseState
 from ._store import CaseRecord, Store, open_store
 
 __all__ = ("CaseInfo", "Engine")
@@ -75,7 +78,8 @@ class Engine:
         self._ids = random.Random(f"ids/{seed}") if seed is not None else None  # noqa: S311 - ids, not secrets
         self._jitter: random.Random = random.SystemRandom()  # unseeded backoff jitter, shared by cases
         self._compiled: dict[int, tuple[Spec, CompiledSpec]] = {}
-        self._runners: dict[tuple[int, str], NetRunner] = {}
+        # per compiled net: its runner (pure, shared) and a blank state every new case clones
+        self._runners: dict[tuple[int, str], tuple[NetRunner, CaseState]] = {}
         self._cases: dict[str, Case] = {}
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -114,15 +118,12 @@ class Engine:
             raise ConfigError("the engine is not running: use `async with yf.Engine() as engine:` first")
         if not isinstance(spec, Spec):
             spec = load(spec)
-        from ._case import _check_data
-
         payload = _check_data(data, "case data")
         compiled = self._compile(spec)
-        case_id = f"case-{self._ids.getrandbits(48):012x}" if self._ids is not None else f"case-{uuid.uuid4().hex}"
+        case_id = f"case-{self._ids.getrandbits(48):012x}" if self._ids is not None else f"case-{os.urandom(16).hex()}"
         case = Case(self, compiled, compiled.root, case_id, tenant=tenant)
         self._register(case)
-        self._tg.start_soon(case._host)
-        case._begin(payload)
+        case._begin(payload)  # no task yet: the case gets its host when it first needs one
         return case
 
     def case(self, case_id: str) -> Case:
@@ -160,12 +161,14 @@ class Engine:
         self._compiled[id(spec)] = (spec, compiled)
         return compiled
 
-    def _runner_for(self, spec: CompiledSpec, net: str) -> NetRunner:
+    def _runner_for(self, spec: CompiledSpec, net: str) -> tuple[NetRunner, CaseState]:
+        """The runner of ``net`` and a blank state to clone (``CaseState.fresh``) for each case."""
         key = (id(spec), net)
-        runner = self._runners.get(key)
-        if runner is None:
-            runner = self._runners[key] = NetRunner(spec.net(net))
-        return runner
+        hit = self._runners.get(key)
+        if hit is None:
+            runner = NetRunner(spec.net(net))
+            hit = self._runners[key] = (runner, runner.initial_state(CaseStarted(case="", net=net)))
+        return hit
 
 
 def _check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
