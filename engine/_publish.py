@@ -1,10 +1,17 @@
-"""Make public names report the public module, so tracebacks say ``yawlflow.SpecError``."""
+"""Make public names report the public module, so tracebacks say ``yawlflow.SpecError``.
+
+msgspec Structs keep their own module: msgspec resolves a Struct's string annotations (this
+package uses ``from __future__ import annotations``) in the module ``__module__`` names, so a
+renamed Struct could no longer be decoded or inspected.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
 from typing import Any
+
+import msgspec
 
 __all__ = ("publish",)
 
@@ -13,6 +20,8 @@ def publish(module: str, names: Iterable[str], namespace: dict[str, Any]) -> Non
     """Set ``__module__`` of each public class and function in ``namespace`` to ``module``."""
     for name in names:
         obj = namespace.get(name)
+        if isinstance(obj, type) and issubclass(obj, msgspec.Struct):
+            continue
         if obj is not None and hasattr(obj, "__module__") and callable(obj):
             with contextlib.suppress(AttributeError, TypeError):  # builtins and C types refuse
                 obj.__module__ = module

@@ -34,8 +34,8 @@ class Store(Protocol):
         """Register a new case (and the spec it runs)."""
         ...
 
-    def append(self, case: str, event: Event) -> None:
-        """Append one event to the case's log (durably, for durable stores)."""
+    def append(self, case: str, event: Event) -> int:
+        """Append one event to the case's log (durably, for durable stores); return its seq."""
         ...
 
     def events(self, case: str) -> list[Event]:
@@ -75,9 +75,21 @@ class MemoryStore:
         self._logs[record.case] = []
         self._specs[record.case] = spec
 
-    def append(self, case: str, event: Event) -> None:
-        """Append one event."""
-        self._logs[case].append(event)
+    def append(self, case: str, event: Event) -> int:
+        """Append one event; return its seq (0 for the case's first).
+
+        Raises:
+            StoreError: no such case.
+        """
+        log = self._log(case)
+        log.append(event)
+        return len(log) - 1
+
+    def _log(self, case: str) -> list[Event]:
+        try:
+            return self._logs[case]
+        except KeyError:
+            raise StoreError(f"no case {case!r} in the store") from None
 
     def events(self, case: str) -> list[Event]:
         """The case's log.
@@ -85,13 +97,15 @@ class MemoryStore:
         Raises:
             StoreError: no such case.
         """
-        try:
-            return list(self._logs[case])
-        except KeyError:
-            raise StoreError(f"no case {case!r} in the store") from None
+        return list(self._log(case))
 
     def set_status(self, case: str, status: str) -> None:
-        """Record the case's status."""
+        """Record the case's status.
+
+        Raises:
+            StoreError: no such case.
+        """
+        self._log(case)
         self._records[case].status = status
 
     def records(self) -> list[CaseRecord]:
@@ -99,7 +113,12 @@ class MemoryStore:
         return list(self._records.values())
 
     def spec_of(self, case: str) -> Any:
-        """The spec a case runs."""
+        """The spec a case runs.
+
+        Raises:
+            StoreError: no such case.
+        """
+        self._log(case)
         return self._specs[case]
 
 
