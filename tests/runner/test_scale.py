@@ -9,7 +9,6 @@ iteration ran exactly once). Each test keeps well under ~10 s.
 from __future__ import annotations
 
 import sys
-import time
 from types import FrameType
 from typing import Any
 
@@ -67,9 +66,7 @@ def test_ten_thousand_task_routing_sequence_is_one_step() -> None:
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(stack_depth() + 100)  # a step that recursed per task would fail at once
     try:
-        t0 = time.perf_counter()
         step = runner.start(CaseStarted(case="c", net="main"))
-        elapsed = time.perf_counter() - t0
     finally:
         sys.setrecursionlimit(limit)
     assert step.state.status == "completed"
@@ -77,7 +74,6 @@ def test_ten_thousand_task_routing_sequence_is_one_step() -> None:
     completed = [r["task"] for r in step.trace if r["event"] == "item.completed"]
     assert completed == [f"t{i}" for i in range(N)]
     assert [r["seq"] for r in step.trace] == list(range(N + 2))
-    assert elapsed < 10, elapsed
 
 
 def test_ten_thousand_iteration_structured_loop() -> None:
@@ -168,31 +164,26 @@ def test_thousand_branch_or_split_into_thousand_input_or_join() -> None:
     # WCP-6/7 at width 1,000, every branch taken and busy: after each completion the OR-join must
     # see that the still-busy branches will deliver and wait, and fire with the last one. Every
     # one of those decisions is "a busy task directly feeds an empty input", so the whole run
-    # should take about as long as the AND-join's; it gets the same ~10 s budget, checked after
-    # every completion so that a slow oracle fails here quickly instead of hanging the suite.
+    # should take about as long as the AND-join's (the speed itself is benches' business; the
+    # suite's timeout stops an oracle that would hang).
     runner = runner_for(wide_spec(WIDTH, kind="auto", join="or", split="or"))
     step = runner.start(CaseStarted(case="c", net="main"))
     starts = [e for e in step.effects if isinstance(e, StartItem)]
     assert len(starts) == WIDTH
     state = step.state
     trace = list(step.trace)
-    t0 = time.perf_counter()
     for k, effect in enumerate(starts):
         step = runner.handle(state, ItemCompleted(item=effect.item))
         state = step.state
         trace.extend(step.trace)
         assert any(r["task"] == "j" for r in step.trace) == (k == WIDTH - 1), k
-        elapsed = time.perf_counter() - t0
-        assert elapsed < 10, f"{elapsed:.1f} s for the first {k + 1} of {WIDTH} branch completions"
     assert state.status == "completed"
     assert len(trace) == 3 * WIDTH + 4
 
 
 def test_public_api_runs_the_ten_thousand_task_sequence() -> None:
     spec = from_data(sequence_spec(N))
-    t0 = time.perf_counter()
     result = yawlflow.run(spec, {"n": 1})
-    assert time.perf_counter() - t0 < 10
     assert result.status == "completed"
     assert len(result.trace) == N + 2
     assert result.trace[0]["event"] == "case.started"
@@ -208,9 +199,7 @@ def test_public_api_runs_the_ten_thousand_iteration_loop_with_a_handler() -> Non
     def inc(data: dict[str, Any]) -> dict[str, Any]:
         return {"i": data["i"] + 1}
 
-    t0 = time.perf_counter()
     result = yawlflow.run(spec, {"i": 0}, handlers={"inc": inc}, seed=1)
-    assert time.perf_counter() - t0 < 30
     assert result.status == "completed", result.error
     assert result.data["i"] == N
     assert len(result.trace) == 3 * N + 2
