@@ -31,6 +31,8 @@ if MODE not in ("", "0", "1"):
 # (module, source): the pure twin of each sits beside it as <name with _py>.py
 KERNELS = [
     ("yawlflow._hotpath._marking_cy", "_hotpath/_marking_cy.pyx"),
+    ("yawlflow._hotpath._orjoin_cy", "_hotpath/_orjoin_cy.pyx"),  # the OR-join screen and exact test
+    ("yawlflow._hotpath._mi_cy", "_hotpath/_mi_cy.pyx"),  # multiple-instance status
     ("yawlflow._hotpath._ticks_cy", "_hotpath/_ticks_cy.pyx"),  # rdtsc for the tick plugin
 ]
 

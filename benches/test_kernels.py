@@ -1,4 +1,4 @@
-"""The marking kernels: compiled twin vs pure-Python twin, and CPU ticks per transition check.
+"""The hot-path kernels: compiled twin vs pure-Python twin, and CPU ticks per transition check.
 
 Nets of 1,000 tasks: ``seq`` (a compiled routing sequence: one AND input per task), ``par`` (a
 compiled split into 1,000 branches and an AND join of all of them) and ``mixed`` (random: 1 to 3
@@ -6,6 +6,13 @@ inputs per task, AND/XOR/thread/OR joins, 4-place cancellation sets, one OR-join
 task). Every batch is driven by the C batch driver of ``yawlflow._ticks`` (one vectorcall per
 operation, no Python loop), for both twins alike, so the ratios compare the kernels and the call
 into them, not an interpreter loop around them.
+
+The OR-join and MI kernels, compiled vs pure twin: ``Coverability.coverable`` (the exact OR-join
+test: backward coverability on a join's restricted reset net; one call explores up to thousands
+of vectors, so the loop is all C), ``OrJoinScreen.screen`` (the quick tests: a few calls into the
+Marking's methods per input, each twin over its own Marking twin, so Python-level calls bound the
+ratio) and ``MIPolicy`` (a handful of comparisons per call: the ratio is the cost of a Python
+function vs a compiled method call, which no kernel can make 20x).
 
 Ticks (run with ``--tick-certify``): ``Marking.capacity`` is the check the runner makes per
 transition. ``Marking`` has no batch capacity kernel, so "amortised over a batch call" here means
@@ -17,6 +24,7 @@ met; they report by how much.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import random
 import time
@@ -29,8 +37,8 @@ import pytest
 from _kit import Report, Row, compare, fmt_speedup, fmt_time, verdict_at_least, verdict_at_most
 from _shapes import parallel, sequence
 
-from yawlflow import _ticks
-from yawlflow._compiled import compile_spec
+from yawlflow import _orjoin, _ticks
+from yawlflow._compiled import CompiledNet, compile_spec
 from yawlflow._hotpath import JOIN_AND, JOIN_OR, JOIN_THREADS, JOIN_XOR, KernelNet, Marking
 from yawlflow._spec import from_data
 
@@ -161,6 +169,158 @@ def test_marking_copy_compiled_vs_pure_twin(benchmark: Any, report: Report, roun
     ratio = pure / subject
     report.add(benchmark, Row(
         group="kernels", name=f"Marking.copy, {kernel.n_places:,} places (compiled)",
+        measured=f"{fmt_time(subject)}/op", baseline=f"pure twin {fmt_time(pure)}/op",
+        ratio=fmt_speedup(ratio), goal=f">= {TWIN_GOAL:g}x", verdict=verdict_at_least(ratio, TWIN_GOAL),
+        numbers={"compiled_s_per_op": subject, "pure_s_per_op": pure, "speedup": ratio},
+    ))
+
+
+# -- the OR-join and MI kernels: compiled vs pure twin ----------------------------------------------
+def _kernel_twin(kind: str, name: str) -> ModuleType:
+    try:
+        return importlib.import_module(f"yawlflow._hotpath._{kind}_{name}")
+    except ImportError as exc:
+        pytest.skip(f"the compiled kernels are not built ({exc}): YAWLFLOW_CYTHON=1 pip install -e .")
+
+
+def _branches(k: int, length: int) -> dict[str, Any]:
+    """An AND split into ``k`` chains of ``length`` routing tasks, and an OR-join of the chains."""
+    tasks: dict[str, Any] = {"split": {"split": "and", "flows": [f"b{i}_0" for i in range(k)]}}
+    for i in range(k):
+        for j in range(length):
+            tasks[f"b{i}_{j}"] = {"flows": [f"b{i}_{j + 1}" if j + 1 < length else "join"]}
+    tasks["join"] = {"join": "or", "flows": ["end"]}
+    return {"yawlflow": 1, "id": f"or{k}x{length}", "nets": {"main": {"input": "start", "output": "end",
+                                                                         "tasks": tasks}}}
+
+
+def _join(k: int, length: int) -> tuple[CompiledNet, int]:
+    net = compile_spec(from_data(_branches(k, length))).net("main")
+    return net, next(t for t in range(net.n_tasks) if net.join[t] == JOIN_OR)
+
+
+def _coverability_case(twin: ModuleType, case: str) -> tuple[Callable[[], object], str]:
+    """(one exact OR-join test, what it is) on the restricted net of a 3 x 4 branches OR-join:
+    the join's first input is marked; the goals are it and one other input each."""
+    net, t = _join(3, 4)
+    rn = _orjoin._Restricted(net, t)
+    pre = [x for tr in rn.transitions for x in tr[0]]
+    post = [x for tr in rn.transitions for x in tr[1]]
+    resets = [sorted(tr[2]) for tr in rn.transitions]
+    cov = twin.Coverability(
+        places=list(rn.places), tasks=list(rn.tasks),
+        pre_ptr=np.cumsum([0] + [len(tr[0]) for tr in rn.transitions]), pre_idx=[i for i, _ in pre],
+        pre_cnt=[n for _, n in pre],
+        post_ptr=np.cumsum([0] + [len(tr[1]) for tr in rn.transitions]), post_idx=[i for i, _ in post],
+        post_cnt=[n for _, n in post],
+        reset_ptr=np.cumsum([0] + [len(r) for r in resets]), reset_idx=[x for r in resets for x in r],
+    )
+    first, *others = net.preset[t]
+    current = [0] * rn.size
+    current[rn.index[first]] = 1
+    goals = []
+    for p in others:
+        goal = list(current)
+        goal[rn.index[p]] = 1
+        goals.append(goal)
+    if case == "found":  # a token at the head of the branch the search reaches last
+        current[rn.index[net.place_ids["c{split_b1_0}"]]] = 1
+        what = f"coverable, found after a search ({rn.size} counts, {len(rn.transitions)} transitions)"
+    else:
+        what = f"not coverable: the whole fixpoint ({rn.size} counts, {len(rn.transitions)} transitions)"
+    return functools.partial(cov.coverable, current, goals, _orjoin._LIMIT), what
+
+
+@pytest.mark.parametrize("case", ["fixpoint", "found"])
+def test_orjoin_exact_compiled_vs_pure_twin(benchmark: Any, report: Report, rounds: int, case: str) -> None:
+    cy, py = _kernel_twin("orjoin", "cy"), _kernel_twin("orjoin", "py")
+    fn_cy, what = _coverability_case(cy, case)
+    fn_py, _ = _coverability_case(py, case)
+    assert fn_cy() == fn_py()
+    run_repeat = _ticks.driver.run_repeat
+    clock = time.perf_counter_ns
+    k = 2
+    subject, base = compare(benchmark, lambda: run_repeat(fn_cy, k, clock),
+                            {"pure": lambda: run_repeat(fn_py, k, clock)}, rounds * 2)
+    subject, pure = subject / k, base["pure"] / k
+    ratio = pure / subject
+    report.add(benchmark, Row(
+        group="kernels", name=f"Coverability.coverable, OR-join of 3x4 branches, {case} (compiled)",
+        measured=f"{fmt_time(subject)}/op", baseline=f"pure twin {fmt_time(pure)}/op",
+        ratio=fmt_speedup(ratio), goal=f">= {TWIN_GOAL:g}x", verdict=verdict_at_least(ratio, TWIN_GOAL),
+        numbers={"compiled_s_per_op": subject, "pure_s_per_op": pure, "speedup": ratio, "what": what},
+    ))
+
+
+def _screen_case(twin: ModuleType, marking_twin: ModuleType, outcome: str) -> Callable[[], object]:
+    """The quick tests of the OR-join of 8 x 4 branches, first input marked, at a marking where
+    they answer ``outcome``."""
+    net, t = _join(8, 4)
+    captured: dict[str, Any] = {}
+
+    def capture(**arrays: Any) -> None:
+        captured.update(arrays)
+
+    with pytest.MonkeyPatch.context() as mp:  # the arrays the oracle builds for this join
+        mp.setattr(_orjoin, "OrJoinScreen", capture)
+        _orjoin._screen(net, t)
+    screen = twin.OrJoinScreen(**captured)
+    tokens = [0] * net.n_places
+    tokens[net.preset[t][0]] = 1
+    if outcome == "exact":  # a token at the head of every other branch: no feeder, so undecided
+        for i in range(1, 8):
+            tokens[net.place_ids[f"c{{split_b{i}_0}}"]] = 1
+    elif outcome == "wait":  # the last task of the last branch is enabled: a feeder
+        tokens[net.place_ids["c{b7_2_b7_3}"]] = 1
+    m = marking_twin.Marking(net.kernel, tokens)
+    assert screen.screen(m) == getattr(twin, f"SCREEN_{outcome.upper()}")
+    return functools.partial(screen.screen, m)
+
+
+@pytest.mark.parametrize("outcome", ["exact", "wait", "fire"])
+def test_orjoin_screen_compiled_vs_pure_twin(benchmark: Any, report: Report, rounds: int, outcome: str) -> None:
+    """Each twin over its own Marking twin (what each build runs): the screen calls the marking's
+    methods (get, busy, capacity, region_live), so the Marking twins weigh in the ratio."""
+    fn_cy = _screen_case(_kernel_twin("orjoin", "cy"), _twin("cy"), outcome)
+    fn_py = _screen_case(_kernel_twin("orjoin", "py"), _twin("py"), outcome)
+    run_repeat = _ticks.driver.run_repeat
+    clock = time.perf_counter_ns
+    k = 2_000
+    subject, base = compare(benchmark, lambda: run_repeat(fn_cy, k, clock),
+                            {"pure": lambda: run_repeat(fn_py, k, clock)}, rounds * 4)
+    subject, pure = subject / k, base["pure"] / k
+    ratio = pure / subject
+    report.add(benchmark, Row(
+        group="kernels", name=f"OrJoinScreen.screen, OR-join of 8x4 branches, {outcome} (compiled)",
+        measured=f"{fmt_time(subject)}/op", baseline=f"pure twin {fmt_time(pure)}/op",
+        ratio=fmt_speedup(ratio), goal=f">= {TWIN_GOAL:g}x", verdict=verdict_at_least(ratio, TWIN_GOAL),
+        numbers={"compiled_s_per_op": subject, "pure_s_per_op": pure, "speedup": ratio},
+    ))
+
+
+def _mi_call(twin: ModuleType, question: str) -> Callable[[], object]:
+    policy = twin.MIPolicy(join=twin.MI_JOIN_THRESHOLD, threshold=5, min=1, max=10, dynamic=True)
+    if question == "join_status":  # 6 created, 3 ended and completed, 3 live: running
+        return functools.partial(policy.join_status, 6, 3, 3, 3, False)
+    if question == "add_status":
+        return functools.partial(policy.add_status, 6)
+    return functools.partial(policy.count_ok, 6)
+
+
+@pytest.mark.parametrize("question", ["join_status", "add_status", "count_ok"])
+def test_mi_status_compiled_vs_pure_twin(benchmark: Any, report: Report, rounds: int, question: str) -> None:
+    fn_cy = _mi_call(_kernel_twin("mi", "cy"), question)
+    fn_py = _mi_call(_kernel_twin("mi", "py"), question)
+    assert fn_cy() == fn_py()
+    run_repeat = _ticks.driver.run_repeat
+    clock = time.perf_counter_ns
+    k = 20_000
+    subject, base = compare(benchmark, lambda: run_repeat(fn_cy, k, clock),
+                            {"pure": lambda: run_repeat(fn_py, k, clock)}, rounds * 4)
+    subject, pure = subject / k, base["pure"] / k
+    ratio = pure / subject
+    report.add(benchmark, Row(
+        group="kernels", name=f"MIPolicy.{question} (compiled)",
         measured=f"{fmt_time(subject)}/op", baseline=f"pure twin {fmt_time(pure)}/op",
         ratio=fmt_speedup(ratio), goal=f">= {TWIN_GOAL:g}x", verdict=verdict_at_least(ratio, TWIN_GOAL),
         numbers={"compiled_s_per_op": subject, "pure_s_per_op": pure, "speedup": ratio},

@@ -21,6 +21,11 @@ output merges into the case data as it completes. The task is not enabled again 
 instance has ended. A cancellation set naming the task withdraws the group without completing it
 (WCP-26); ``completes:`` or ``force_complete`` withdraws the live instances and completes it at
 once (WCP-27). ``add_instance`` adds an instance to a running dynamic group (WCP-15, 36).
+
+The status questions on a group's counters (is the join satisfied, and how; may an instance be
+added; is a number of instances allowed) are the MI status kernel's (``yawlflow._hotpath``'s
+:class:`MIPolicy`, compiled or its pure twin), built once per task's parameters; only a CEL
+threshold is evaluated here, when the kernel asks for it.
 """
 
 from __future__ import annotations
@@ -30,10 +35,23 @@ from typing import TYPE_CHECKING, Any
 from ._compiled import KIND_ROUTING
 from ._errors import InvalidEventError, YawlflowInternalError
 from ._events import ForceCompleteRequested, InstanceAdded
+from ._hotpath import (
+    ADD_AT_MAX,
+    ADD_STATIC,
+    MI_ALL_ENDED,
+    MI_ASK,
+    MI_JOIN_ALL,
+    MI_JOIN_NONE,
+    MI_JOIN_THRESHOLD,
+    MI_THRESHOLD,
+    MI_THRESHOLD_CANCEL,
+    MIPolicy,
+)
 from ._state import CaseState, ItemRecord, MIGroup
 
 if TYPE_CHECKING:
     from ._runner import NetRunner
+    from ._spec._model import InstancesSpec
 
 __all__ = (
     "add_instance",
@@ -44,6 +62,39 @@ __all__ = (
     "start",
     "withdraw_group",
 )
+
+
+_JOINS = {"all": MI_JOIN_ALL, "threshold": MI_JOIN_THRESHOLD, "none": MI_JOIN_NONE}
+_BIG = 2**63 - 1  # the kernel's counters are 64-bit: a larger min, max or threshold acts as this one
+
+
+def _clamp(value: int) -> int:
+    return value if value <= _BIG else _BIG
+
+
+# per InstancesSpec (by identity; the entry keeps the spec alive, so its id is not reused)
+_POLICIES: dict[int, tuple[InstancesSpec, MIPolicy]] = {}
+
+
+def policy(spec: InstancesSpec) -> MIPolicy:
+    """The MI status kernel for the parameters ``spec`` (made once per spec)."""
+    hit = _POLICIES.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    threshold = spec.threshold
+    made = MIPolicy(
+        join=_JOINS[spec.join],
+        threshold=_clamp(threshold) if isinstance(threshold, int) else None,
+        threshold_cel=threshold is not None and not isinstance(threshold, int),
+        min=_clamp(spec.min) if spec.min is not None else 0,
+        max=_clamp(spec.max) if spec.max is not None else None,
+        dynamic=spec.creation == "dynamic",
+        cancel_rest=spec.cancel_rest,
+    )
+    if len(_POLICIES) > 4096:
+        _POLICIES.clear()
+    _POLICIES[id(spec)] = (spec, made)
+    return made
 
 
 def _fail(r: NetRunner, s: CaseState, t: int, message: str) -> None:
@@ -71,8 +122,8 @@ def start(r: NetRunner, s: CaseState, t: int, whole: ItemRecord) -> None:
         n = int(got)
     else:
         n = spec.min if spec.min is not None else 1
-    lo = spec.min if spec.min is not None else 0
-    if n < lo or (spec.max is not None and n > spec.max):
+    if not policy(spec).count_ok(n):
+        lo = spec.min if spec.min is not None else 0
         bounds = f"[{lo}, {spec.max if spec.max is not None else 'unbounded'}]"
         _fail(r, s, t, f"{n} instances is outside {bounds} (adjust min/max or the data)")
     group = MIGroup(whole.id)
@@ -152,33 +203,27 @@ def _ended(r: NetRunner, s: CaseState, t: int, group: MIGroup, item: ItemRecord,
         r._touch(t)  # the task may be enabled again
 
 
-def _threshold_met(r: NetRunner, s: CaseState, t: int, group: MIGroup) -> bool:
-    spec = r.net.tasks[t].instances
-    if spec is None:  # pragma: no cover
-        raise YawlflowInternalError("spec is unset: this is a bug; please report it")
-    threshold = spec.threshold
-    if threshold is None:
-        return False
-    if isinstance(threshold, int):
-        return group.completed >= threshold
+def _cel_threshold(r: NetRunner, s: CaseState, t: int, group: MIGroup, threshold: str) -> int:
+    """The CEL threshold's answer (1 holds, 0 not), over ``completed``, ``instances`` and ``results``."""
     scope = {**s.data, "completed": group.completed, "instances": group.created,
              "results": [group.results[i] for i in sorted(group.results)]}
-    return bool(r._truthy_in(s, threshold, scope, f"tasks.{r.net.task_names[t]}.instances.threshold"))
+    return int(bool(r._truthy_in(s, threshold, scope, f"tasks.{r.net.task_names[t]}.instances.threshold")))
 
 
 def _check_join(r: NetRunner, s: CaseState, t: int, group: MIGroup) -> None:
     spec = r.net.tasks[t].instances
     if spec is None:  # pragma: no cover
         raise YawlflowInternalError("spec is unset: this is a bug; please report it")
-    if group.done or spec.join == "none":
-        return
-    if (spec.join == "threshold" or spec.threshold is not None) and _threshold_met(r, s, t, group):
-        if spec.cancel_rest:  # WCP-35: the rest are withdrawn when the threshold is reached
-            group.done = True
-            _withdraw_live(r, s, group)
+    mi = policy(spec)
+    counters = (group.created, group.finished, group.completed, len(group.live), group.done)
+    status = mi.join_status(*counters)
+    if status == MI_ASK and isinstance(spec.threshold, str):
+        status = mi.join_status(*counters, _cel_threshold(r, s, t, group, spec.threshold))
+    if status == MI_THRESHOLD_CANCEL:  # WCP-35: the rest are withdrawn when the threshold is reached
+        group.done = True
+        _withdraw_live(r, s, group)
         _complete(r, s, t, group)
-        return
-    if group.finished >= group.created and len(group.live) == 0:
+    elif status in (MI_THRESHOLD, MI_ALL_ENDED):
         _complete(r, s, t, group)
 
 
@@ -262,12 +307,13 @@ def check(r: NetRunner, s: CaseState, event: InstanceAdded | ForceCompleteReques
             "(it has not fired yet, or it has already completed)"
         )
     if isinstance(event, InstanceAdded):
-        if spec.creation != "dynamic":
+        status = policy(spec).add_status(group.created)
+        if status == ADD_STATIC:
             raise InvalidEventError(
                 f"case {s.case!r}: task {event.task!r} creates its instances statically; "
                 "declare `creation: dynamic` to add instances while it runs"
             )
-        if spec.max is not None and group.created >= spec.max:
+        if status == ADD_AT_MAX:
             raise InvalidEventError(
                 f"case {s.case!r}: task {event.task!r} already has its maximum of {spec.max} instances"
             )

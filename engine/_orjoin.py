@@ -23,25 +23,46 @@ consumes. Cancellation sets are reset arcs.
 
 Why backward and not forward: forward exploration need not terminate on unbounded nets (thread
 splits in loops); backward coverability does.
+
+The kernels (``yawlflow._hotpath``, compiled or their pure twins): steps 1 and the feeder test run
+in an :class:`OrJoinScreen`, step 2 in a :class:`Coverability`; this module builds their arrays
+from the compiled net, once per join, and keeps the memo.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
 from ._compiled import SPLIT_THREADS, SPLIT_XOR, CompiledNet
-from ._hotpath import JOIN_AND, Marking
+from ._hotpath import JOIN_AND, NOT_COVERABLE, SCREEN_EXACT, SCREEN_FIRE, Coverability, Marking, OrJoinScreen
 
 __all__ = ("OrJoinOracle",)
 
-# A marking over the restricted index space: places first, then one busy pseudo-place per task.
-Vec = tuple[int, ...]
 # A transition: (pre, post, resets) as sparse tuples of (index, count) / indices.
 _Transition = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...], frozenset[int]]
 
 _LIMIT = 200_000  # basis insertions before we give up and (safely) make the join wait
 
+_T = TypeVar("_T")
+
+
+def _csr(rows: Sequence[Sequence[_T]]) -> tuple[npt.NDArray[np.int32], list[_T]]:
+    """CSR row pointers of ``rows``, and their entries in one list."""
+    ptr = np.zeros(len(rows) + 1, dtype=np.int32)
+    ptr[1:] = np.cumsum([len(r) for r in rows])
+    return ptr, [x for r in rows for x in r]
+
 
 class _Restricted:
-    """The reset net of one OR-join, restricted to the union of its inputs' regions."""
+    """The reset net of one OR-join, restricted to the union of its inputs' regions.
+
+    Its vector: the region's places first, then one busy pseudo-place per task; ``kernel`` is the
+    :class:`Coverability` over it.
+    """
 
     def __init__(self, net: CompiledNet, join_task: int) -> None:
         tasks: set[int] = set()
@@ -76,6 +97,21 @@ class _Restricted:
                     transitions.append((pre, post, reset_set))
                 transitions.append((((busy_index[u], 1),), post, reset_set))
         self.transitions = tuple(transitions)
+        pre_ptr, pre_all = _csr([tr[0] for tr in transitions])
+        post_ptr, post_all = _csr([tr[1] for tr in transitions])
+        reset_ptr, reset_idx = _csr([sorted(tr[2]) for tr in transitions])
+        self.kernel = Coverability(
+            places=np.array(self.places, dtype=np.int32),
+            tasks=np.array(self.tasks, dtype=np.int32),
+            pre_ptr=pre_ptr,
+            pre_idx=np.array([i for i, _k in pre_all], dtype=np.int32),
+            pre_cnt=np.array([k for _i, k in pre_all], dtype=np.int64),
+            post_ptr=post_ptr,
+            post_idx=np.array([i for i, _k in post_all], dtype=np.int32),
+            post_cnt=np.array([k for _i, k in post_all], dtype=np.int64),
+            reset_ptr=reset_ptr,
+            reset_idx=np.array(reset_idx, dtype=np.int32),
+        )
 
     def _posts(self, net: CompiledNet, u: int) -> list[tuple[tuple[int, int], ...]]:
         flows = net.flows[u]
@@ -86,58 +122,59 @@ class _Restricted:
         n = net.split_n[u] if split == SPLIT_THREADS else 1
         return [tuple((idx[f.place], n) for f in flows)]
 
-    def vector(self, marking: Marking) -> Vec:
-        vec = [marking.get(p) for p in self.places]
-        vec.extend(marking.busy(u) for u in self.tasks)
-        return tuple(vec)
 
-
-def _leq(a: Vec, b: Vec) -> bool:
-    return all(x <= y for x, y in zip(a, b, strict=True))
-
-
-def _predecessor(m: Vec, tr: _Transition) -> Vec | None:
-    pre, post, resets = tr
-    post_d = dict(post)
-    if not any(m[i] > 0 and post_d.get(i, 0) > 0 for i in post_d):
-        return None  # the transition adds nothing m needs: its predecessor would be >= m
-    out = list(m)
-    for r in resets:
-        if m[r] > post_d.get(r, 0):
-            return None  # after the reset r holds only what t puts there: m(r) cannot be covered
-        out[r] = 0
-    for i, k in post:
-        if i not in resets:
-            out[i] = max(out[i] - k, 0)
-    for i, k in pre:
-        out[i] = max(out[i], k) if i in resets else out[i] + k
-    return tuple(out)
+def _screen(net: CompiledNet, task: int) -> OrJoinScreen:
+    """The quick tests of the OR-join ``task``: its inputs and their regions, and per input the
+    tasks that could feed it (its producers other than the join), with the input slots each one
+    consumes from (``takes``) and empties by its cancellation set (``spoils``)."""
+    inputs = net.preset[task]
+    cands: list[list[int]] = []
+    takes: list[list[int]] = []
+    spoils: list[list[int]] = []
+    for p in inputs:
+        row = [u for u in net.producers[p] if u != task]
+        cands.append(row)
+        for u in row:
+            cancelled = set(net.cancel_places[u])
+            for v in net.cancel_tasks[u]:
+                cancelled.update(net.preset[v])
+            takes.append([s for s, q in enumerate(inputs) if q in net.preset[u]])
+            spoils.append([s for s, q in enumerate(inputs) if q in cancelled])
+    cand_ptr, cand_task = _csr(cands)
+    takes_ptr, takes_slot = _csr(takes)
+    spoils_ptr, spoils_slot = _csr(spoils)
+    return OrJoinScreen(
+        inputs=np.array(inputs, dtype=np.int32),
+        regions=np.array([r for _p, r in net.orjoin_regions[task]], dtype=np.int32),
+        cand_ptr=cand_ptr,
+        cand_task=np.array(cand_task, dtype=np.int32),
+        takes_ptr=takes_ptr,
+        takes_slot=np.array(takes_slot, dtype=np.int32),
+        spoils_ptr=spoils_ptr,
+        spoils_slot=np.array(spoils_slot, dtype=np.int32),
+    )
 
 
 class OrJoinOracle:
-    """Decides OR-joins of one compiled net; holds the per-join restricted nets and the memo."""
+    """Decides OR-joins of one compiled net; holds the per-join kernels and the memo."""
 
     def __init__(self, net: CompiledNet) -> None:
         self._net = net
+        self._screens: dict[int, OrJoinScreen] = {}
         self._restricted: dict[int, _Restricted] = {}
         self._memo: dict[tuple[object, ...], bool] = {}
 
     def may_fire(self, marking: Marking, task: int) -> bool:
         """Whether the OR-join ``task`` may fire now (at least one input marked, none can arrive)."""
+        screen = self._screens.get(task)
+        if screen is None:
+            screen = self._screens[task] = _screen(self._net, task)
+        code = screen.screen(marking)
+        if code != SCREEN_EXACT:
+            return code == SCREEN_FIRE
         net = self._net
-        pre = net.preset[task]
-        marked = [p for p in pre if marking.get(p)]
-        if not marked:
-            return False
-        regions = net.orjoin_regions[task]
-        empty_regions = [r for p, r in regions if not marking.get(p)]
-        if not empty_regions:
-            return True
-        if not any(marking.region_live(r) for r in empty_regions):
-            return True  # structural: no token or busy item upstream of an empty input
-        if self._feeder(marking, task, marked):
-            return False  # one step away: a busy or enabled task feeds an empty input
-        key = (task, tuple(marked), tuple(marking.region_key(r) for _p, r in regions))
+        marked = [p for p in net.preset[task] if marking.get(p)]
+        key = (task, tuple(marked), tuple(marking.region_key(r) for _p, r in net.orjoin_regions[task]))
         hit = self._memo.get(key)
         if hit is None:
             hit = not self._coverable(marking, task, marked)
@@ -146,55 +183,21 @@ class OrJoinOracle:
             self._memo[key] = hit
         return hit
 
-    def _feeder(self, marking: Marking, task: int, marked: list[int]) -> bool:
-        """A sound quick test for *waiting*: some task other than the join, busy or enabled now,
-        puts a token in an empty input when it completes, and its cancellation set spares the
-        marked inputs. That is a firing sequence of length one in the abstraction below."""
-        net = self._net
-        for p in net.preset[task]:
-            if marking.get(p):
-                continue
-            for u in net.producers[p]:
-                if u == task or not (marking.busy(u) or marking.capacity(u)):
-                    continue
-                if not marking.busy(u) and any(q in net.preset[u] for q in marked):
-                    continue  # firing u could take a token the join counts on: leave it to the exact test
-                if not any(q in net.cancel_places[u] for q in marked) and not any(
-                    q in net.preset[v] for v in net.cancel_tasks[u] for q in marked
-                ):
-                    return True
-        return False
-
     def _coverable(self, marking: Marking, task: int, marked: list[int]) -> bool:
+        """Whether a marking reachable without firing ``task`` keeps the ``marked`` inputs marked
+        and marks an empty one (or the search is too large to tell: then wait, the safe answer)."""
         rn = self._restricted.get(task)
         if rn is None:
             rn = self._restricted[task] = _Restricted(self._net, task)
-        current = rn.vector(marking)
+        current = rn.kernel.vector(marking)
         base = [0] * rn.size
         for p in marked:
             base[rn.index[p]] = 1
-        basis: list[Vec] = []
+        goals: list[list[int]] = []
         for p in self._net.preset[task]:
             if p not in marked:
                 goal = list(base)
                 goal[rn.index[p]] = 1
-                basis.append(tuple(goal))
-        frontier = list(basis)
-        inserted = 0
-        while frontier:
-            m = frontier.pop()
-            if _leq(m, current):
-                return True
-            for tr in rn.transitions:
-                prev = _predecessor(m, tr)
-                if prev is None or any(_leq(b, prev) for b in basis):
-                    continue
-                if _leq(prev, current):
-                    return True
-                basis = [b for b in basis if not _leq(prev, b)]
-                basis.append(prev)
-                frontier.append(prev)
-                inserted += 1
-                if inserted > _LIMIT:
-                    return True  # too large to decide: waiting is the safe answer
-        return False
+                goals.append(goal)
+        # LIMIT_REACHED: too large to decide: waiting is the safe answer
+        return rn.kernel.coverable(current, goals, _LIMIT) != NOT_COVERABLE
