@@ -166,10 +166,20 @@ class NetRunner:
             and (spec := net.tasks[t]).loop is None and spec.instances is None and spec.output is None
             for t, k in enumerate(net.kind)
         )
+        # Plain auto tasks start without the general machinery too: no instances, loop, mutex,
+        # trigger, timer, timeout or input mapping; and "quiet" tasks have nobody watching their
+        # busy count (no OR-join region, no mutex peer), so starting one touches no other task.
+        self._plain_auto = tuple(
+            k == KIND_AUTO and t not in self._triggered and not net.mutex_of[t]
+            and (spec := net.tasks[t]).loop is None and spec.instances is None and spec.input is None
+            and spec.timer is None and spec.timeout_ns is None and net.join[t] != JOIN_PARTIAL
+            for t, k in enumerate(net.kind)
+        )
         self._mutex_peers = tuple(
             tuple(sorted({u for name, _r in net.mutex_of[t] for region in net.mutex_regions[name] for u in region}))
             for t in range(net.n_tasks)
         )
+        self._quiet = tuple(not self._watch_busy[t] and not self._mutex_peers[t] for t in range(net.n_tasks))
         self._reached_end = False
         # Per-step scratch, reset by ``handle``; kept on self so the hot loop avoids closures.
         self._s: CaseState
@@ -367,7 +377,12 @@ class NetRunner:
         s.seq += 1
 
     def _rec(self, kind: str, item: ItemRecord, data: Any = None) -> None:
-        self._record(kind, task=item.task, item=item.id, instance=item.instance, data=data)
+        s = self._s
+        self._trace.append({
+            "seq": s.seq, "case": s.case, "event": kind, "task": item.task, "item": item.id,
+            "instance": item.instance, "net": s.net, "data": data,
+        })
+        s.seq += 1
 
     def _mark(self, p: int, n: int) -> None:
         s = self._s
@@ -446,6 +461,7 @@ class NetRunner:
         budget = MAX_FIRINGS_PER_STEP
         at_once = self._at_once
         plain = self._plain
+        plain_auto = self._plain_auto
         names = self.net.task_names
         joins = self.net.join
         while True:
@@ -479,6 +495,8 @@ class NetRunner:
                             s.next_item = item_id + 1
                             self._record("item.completed", task=names[t], item=item_id)
                             self._route(s, t, None, None)
+                        elif plain_auto[t]:
+                            self._start_auto(s, t)
                         else:
                             self._fire(s, t, self._consume(s, t))
                 else:
@@ -553,6 +571,38 @@ class NetRunner:
         for key, expr in mapping.items():
             out[key] = self._eval(s, expr, s.data, f"tasks.{self.net.task_names[t]}.input.{key}")
         return out
+
+    def _start_auto(self, s: CaseState, t: int) -> None:
+        """Fire a plain auto task once and start its item: what ``_fire`` and ``_begin`` do for
+        it, in one call (the runner's most frequent step after routing)."""
+        watch = self._watch_place
+        touch = self._touch
+        for p in s.marking.consume(t):
+            for u in watch[p]:
+                touch(u)
+        item_id = s.next_item
+        s.next_item = item_id + 1
+        name = self.net.task_names[t]
+        item = ItemRecord(id=item_id, tid=t, task=name, net=s.net, state="started")
+        item.claimed = True
+        item.busy = True
+        s.items[item_id] = item
+        trace = self._trace
+        seq = s.seq
+        case, net = s.case, s.net
+        trace.append({"seq": seq, "case": case, "event": "item.enabled", "task": name, "item": item_id,
+                      "instance": None, "net": net, "data": None})
+        trace.append({"seq": seq + 1, "case": case, "event": "item.started", "task": name, "item": item_id,
+                      "instance": None, "net": net, "data": None})
+        s.seq = seq + 2
+        data = item.data = dict(s.data)
+        if self._quiet[t]:
+            s.marking.busy_add(t, 1)
+        else:
+            self._busy(t, 1)
+        self._effects.append(
+            StartItem(item=item_id, task=name, net=net, input=data, attempt=1, key=f"{case}/{item_id}")
+        )
 
     def _fire(self, s: CaseState, t: int, consumed: list[int]) -> None:
         """Fire task ``t`` once; its tokens are already consumed (``consumed`` places changed)."""
@@ -666,6 +716,20 @@ class NetRunner:
 
     def _complete_item(self, s: CaseState, item: ItemRecord, output: dict[str, Any] | None) -> None:
         t = item.tid
+        if self._plain_auto[t] and item.instance is None and self.net.tasks[t].output is None:
+            if output:
+                s.data.update(output)
+            del s.items[item.id]
+            if item.busy:
+                item.busy = False
+                if self._quiet[t]:
+                    s.marking.busy_add(t, -1)
+                else:
+                    self._busy(t, -1)
+            item.state = "completed"
+            self._rec("item.completed", item, data=output)
+            self._route(s, t, item, output)
+            return
         spec = self.net.tasks[t]
         if spec.timer is not None:
             self._effects.append(DisarmTimer(item=item.id))
