@@ -29,11 +29,12 @@ construction instead of a later ``IndexError``.
 cimport cython
 from cpython.dict cimport PyDict_Copy, PyDict_SetItem
 from cpython.list cimport PyList_Append, PyList_New, PyList_SET_ITEM
-from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset
 
 import numpy as np
@@ -91,6 +92,13 @@ cdef extern from *:
 
 
 cdef enum:
+    C_FIRE_EMPTY = 0
+    C_FIRE_HANDOFF = 1
+    C_FIRE_END = 2
+    C_FIRE_BUDGET = 3
+
+
+cdef enum:
     C_JOIN_AND = 0
     C_JOIN_XOR = 1
     C_JOIN_OR = 2
@@ -98,11 +106,12 @@ cdef enum:
     C_JOIN_PARTIAL = 4
 
 
-if (JOIN_AND, JOIN_XOR, JOIN_OR, JOIN_THREADS, JOIN_PARTIAL) != (
-    C_JOIN_AND, C_JOIN_XOR, C_JOIN_OR, C_JOIN_THREADS, C_JOIN_PARTIAL
+if (JOIN_AND, JOIN_XOR, JOIN_OR, JOIN_THREADS, JOIN_PARTIAL, FIRE_EMPTY, FIRE_HANDOFF, FIRE_END, FIRE_BUDGET) != (
+    C_JOIN_AND, C_JOIN_XOR, C_JOIN_OR, C_JOIN_THREADS, C_JOIN_PARTIAL,
+    C_FIRE_EMPTY, C_FIRE_HANDOFF, C_FIRE_END, C_FIRE_BUDGET,
 ):
     raise ImportError(
-        "yawlflow._hotpath._marking_cy is out of step with _marking_py (JOIN_* codes differ): "
+        "yawlflow._hotpath._marking_cy is out of step with _marking_py (JOIN_* or FIRE_* codes differ): "
         "rebuild it (pip install -e .)"
     )
 
@@ -371,7 +380,7 @@ cdef class Worklist:
     def __dealloc__(self):
         PyMem_Free(self._ring)
 
-    cdef inline void _touch(self, Py_ssize_t t) noexcept:
+    cdef inline void _touch(self, Py_ssize_t t) noexcept nogil:
         cdef Py_ssize_t at
         if not self._queued[t]:
             self._queued[t] = 1
@@ -381,7 +390,7 @@ cdef class Worklist:
             self._ring[at] = <int32_t>t
             self._size += 1
 
-    cdef inline Py_ssize_t _pop(self) noexcept:
+    cdef inline Py_ssize_t _pop(self) noexcept nogil:
         cdef Py_ssize_t t
         if not self._size:
             return -1
@@ -471,7 +480,7 @@ cdef class RoutingProgram:
         self.watch_idx = _p32(wi)
 
 
-cdef inline void _watchers(RoutingProgram prog, Worklist wl, Py_ssize_t p) noexcept:
+cdef inline void _watchers(RoutingProgram prog, Worklist wl, Py_ssize_t p) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(prog.watch_ptr[p], prog.watch_ptr[p + 1]):
         wl._touch(prog.watch_idx[i])
@@ -787,11 +796,10 @@ cdef class Marking:
         return out
 
     # -- the batch: a run of routing firings in one call ---------------------------------------------
-    cdef inline bint _can_fire(self, Py_ssize_t t) noexcept:
-        cdef _NetView v = self._v
-        cdef const int32_t* idx = v.pre_idx
-        cdef Py_ssize_t i, a = v.pre_ptr[t], b = v.pre_ptr[t + 1]
-        cdef int32_t code = v.join_code[t]
+    cdef inline bint _can_fire(self, Py_ssize_t t) noexcept nogil:
+        cdef const int32_t* idx = self._v.pre_idx
+        cdef Py_ssize_t i, a = self._v.pre_ptr[t], b = self._v.pre_ptr[t + 1]
+        cdef int32_t code = self._v.join_code[t]
         cdef int64_t acc = 0
         if a == b:
             return False
@@ -804,14 +812,13 @@ cdef class Marking:
             acc += self._tok[idx[i]]
         if code == C_JOIN_XOR:
             return acc > 0
-        return acc >= v.join_n[t]  # a thread merge (RoutingProgram checked N >= 1)
+        return acc >= self._v.join_n[t]  # a thread merge (RoutingProgram checked N >= 1)
 
-    cdef inline void _fire_simple(self, RoutingProgram prog, Worklist wl, Py_ssize_t t) noexcept:
+    cdef inline void _fire_simple(self, RoutingProgram prog, Worklist wl, Py_ssize_t t) noexcept nogil:
         """Consume one firing of simple task ``t`` (enabled: _can_fire) and queue the watchers."""
-        cdef _NetView v = self._v
-        cdef const int32_t* idx = v.pre_idx
-        cdef Py_ssize_t i, p, a = v.pre_ptr[t], b = v.pre_ptr[t + 1]
-        cdef int32_t code = v.join_code[t]
+        cdef const int32_t* idx = self._v.pre_idx
+        cdef Py_ssize_t i, p, a = self._v.pre_ptr[t], b = self._v.pre_ptr[t + 1]
+        cdef int32_t code = self._v.join_code[t]
         cdef int64_t need, k
         if code == C_JOIN_AND:
             for i in range(a, b):
@@ -832,7 +839,7 @@ cdef class Marking:
                     _watchers(prog, wl, p)
                     return
             return
-        need = v.join_n[t]
+        need = self._v.join_n[t]
         for i in range(a, b):
             if not need:
                 break
@@ -847,64 +854,66 @@ cdef class Marking:
                 need -= k
                 _watchers(prog, wl, p)
 
-    def fire_routing(self, RoutingProgram prog, Worklist worklist, int64_t budget):
-        """Fire routing tasks from ``worklist`` until it pops one the batch does not fire; see the
-        pure twin. Returns ``(fired, why, task)``."""
-        if prog.n_tasks != self._nt or prog.n_places != self._np or worklist._n != self._nt:
-            raise ValueError("fire_routing: the program or the worklist is for another net")
-        cdef Py_ssize_t t, i, p, cap = 64, count = 0
-        cdef Py_ssize_t end = prog.end_place
+    cdef int _fire_loop(self, RoutingProgram prog, Worklist wl, int64_t budget, int32_t** buf, Py_ssize_t* cap,
+                        Py_ssize_t* count, Py_ssize_t* task) noexcept nogil:
+        """The batch: returns a FIRE_* code (-1: out of memory); the fired tasks go to ``buf``."""
+        cdef Py_ssize_t t, i, p, end = prog.end_place
         cdef bint ended
         cdef int64_t n
-        cdef int32_t* buf = <int32_t*>PyMem_Malloc(cap * 4)
         cdef int32_t* grown
+        while True:
+            t = wl._pop()
+            task[0] = t
+            if t < 0:
+                return C_FIRE_EMPTY
+            if not prog.simple[t]:
+                return C_FIRE_HANDOFF
+            ended = False
+            while self._can_fire(t):
+                if budget <= 0:
+                    return C_FIRE_BUDGET  # no budget left for this firing
+                budget -= 1
+                self._fire_simple(prog, wl, t)
+                if count[0] == cap[0]:
+                    grown = <int32_t*>realloc(buf[0], <size_t>cap[0] * 8)
+                    if grown == NULL:
+                        return -1
+                    buf[0] = grown
+                    cap[0] *= 2
+                buf[0][count[0]] = <int32_t>t
+                count[0] += 1
+                for i in range(prog.post_ptr[t], prog.post_ptr[t + 1]):
+                    p = prog.post_idx[i]
+                    n = prog.post_n[i]
+                    if n > 0:
+                        self._tok[p] += n
+                        self._mb[p >> 6] |= _bit(p)
+                    _watchers(prog, wl, p)
+                    if p == end:
+                        ended = True
+            if ended:
+                return C_FIRE_END
+
+    def fire_routing(self, RoutingProgram prog, Worklist worklist, int64_t budget):
+        """Fire routing tasks from ``worklist`` until it pops one the batch does not fire; see the
+        pure twin. Returns ``(fired, why, task)``. The firing loop runs without the GIL."""
+        if prog.n_tasks != self._nt or prog.n_places != self._np or worklist._n != self._nt:
+            raise ValueError("fire_routing: the program or the worklist is for another net")
+        cdef Py_ssize_t cap = 64, count = 0, t = -1
         cdef int why
+        cdef int32_t* buf = <int32_t*>malloc(<size_t>cap * 4)
         if buf == NULL:
             raise MemoryError()
         try:
-            while True:
-                t = worklist._pop()
-                if t < 0:
-                    why = FIRE_EMPTY
-                    break
-                if not prog.simple[t]:
-                    why = FIRE_HANDOFF
-                    break
-                ended = False
-                while self._can_fire(t):
-                    if budget <= 0:
-                        break
-                    budget -= 1
-                    self._fire_simple(prog, worklist, t)
-                    if count == cap:
-                        grown = <int32_t*>PyMem_Realloc(buf, cap * 8)
-                        if grown == NULL:
-                            raise MemoryError()
-                        buf = grown
-                        cap *= 2
-                    buf[count] = <int32_t>t
-                    count += 1
-                    for i in range(prog.post_ptr[t], prog.post_ptr[t + 1]):
-                        p = prog.post_idx[i]
-                        n = prog.post_n[i]
-                        if n > 0:
-                            self._tok[p] += n
-                            self._mb[p >> 6] |= _bit(p)
-                        _watchers(prog, worklist, p)
-                        if p == end:
-                            ended = True
-                else:
-                    if ended:
-                        why = FIRE_END
-                        break
-                    continue
-                why = FIRE_BUDGET  # the inner loop broke: no budget left for this firing
-                break
+            with nogil:
+                why = self._fire_loop(prog, worklist, budget, &buf, &cap, &count, &t)
+            if why < 0:
+                raise MemoryError()
             fired = array.clone(_INT_ARRAY, count, zero=False)
             if count:
                 memcpy((<array.array>fired).data.as_ints, buf, <size_t>count * 4)
         finally:
-            PyMem_Free(buf)
+            free(buf)
         return fired, why, t
 
     # -- OR-join regions ----------------------------------------------------------------------
