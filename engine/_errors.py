@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = (
     "ConfigError",
@@ -75,7 +76,35 @@ class InvalidEventError(YawlflowError):
 
 
 class ConnectorError(YawlflowError):
-    """A connector failed or is misconfigured."""
+    """A connector failed or is misconfigured.
+
+    Args:
+        message: where, what, and what to do.
+        retryable: the connector's verdict: would the same call succeed if made again later?
+            A 503, a reset connection or a timeout: yes; a 404, a bad config or a refused
+            argument: no. A ``False`` verdict is final: no retry policy retries it.
+        connector: the connector's name, where known.
+
+    Attributes:
+        retryable: as above.
+        connector: as above.
+    """
+
+    def __init__(self, message: str = "", *, retryable: bool = False, connector: str | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.connector = connector
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # keyword-only attributes survive pickling (the process strategy sends errors between processes)
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
 
 
 class StoreError(YawlflowError):
