@@ -30,7 +30,7 @@ import msgspec
 
 from ._compiled import KIND_EXTERNAL, CompiledSpec
 from ._effects import ArmTimer, CancelItem, CaseFinished, DisarmTimer, Effect, StartItem, StartSubcase
-from ._errors import ConfigError, InvalidEventError, YawlflowInternalError
+from ._errors import ConfigError, InvalidEventError, StoreError, YawlflowInternalError
 from ._events import (
     CaseCancelRequested,
     CaseStarted,
@@ -47,7 +47,7 @@ from ._events import (
 )
 from ._handlers import ItemContext, _Entry
 from ._runner import Step, TraceRecord
-from ._store import CaseRecord
+from ._store import CaseRecord, Store
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -113,14 +113,22 @@ def _check_data(data: object, what: str) -> dict[str, Any]:
 
 
 class Case:
-    """A handle on one case. Created by :meth:`Engine.start`; never construct it directly."""
+    """A handle on one case. Created by :meth:`Engine.start`; never construct it directly.
+
+    The calls that change the case (``start_item``, ``complete``, ``cancel_item``, ``signal``,
+    ``add_instance``, ``force_complete``, ``cancel``) return once their event is applied and, with
+    a durable store, on disk: an acknowledged event survives a crash. They raise
+    :class:`~yawlflow.StoreError` when the store failed (the event may then be lost: resume the
+    case from the store), and :class:`~yawlflow.ConfigError` once the engine of a durable store has
+    stopped.
+    """
 
     # slots: 10,000 waiting cases hold 10,000 of these; a __dict__ of ~30 attributes is 1.6 KiB each
     __slots__ = (
-        "_children", "_detached", "_done", "_draining", "_driving", "_engine", "_finished", "_forwarding", "_hosted",
-        "_inbox", "_parent", "_parent_item", "_pending", "_ready", "_ready_event", "_rng", "_root", "_runner",
-        "_scopes", "_spec", "_state", "_tg", "_timer_loop_started", "_timer_scope", "_timer_wakeup", "_timers",
-        "_trace", "_waiters", "id", "net", "tenant",
+        "_children", "_detached", "_done", "_draining", "_driving", "_engine", "_finished", "_forwarding",
+        "_history", "_hosted", "_inbox", "_parent", "_parent_item", "_pending", "_ready", "_ready_event", "_rng",
+        "_root", "_runner", "_scopes", "_spec", "_state", "_tg", "_timer_loop_started", "_timer_scope",
+        "_timer_wakeup", "_timers", "_trace", "_waiters", "id", "net", "tenant",
     )
 
     def __init__(self, engine: Engine, spec: CompiledSpec, net: str, case_id: str, *,
@@ -160,6 +168,8 @@ class Case:
         self._ready: list[tuple[Case, StartItem]] | None = None  # root only, seeded mode only
         self._ready_event: anyio.Event | None = None
         self._driving = False  # root only, seeded mode only: the driver task was spawned
+        # a case folded back from a durable store: its trace before that, rebuilt on demand
+        self._history: _History | None = None
 
     # -- public API ------------------------------------------------------------------------------
     @property
@@ -174,8 +184,15 @@ class Case:
 
     @property
     def trace(self) -> list[TraceRecord]:
-        """The events so far (this case's and its sub-cases'), in the order applied."""
-        return list(self._trace)
+        """The events so far (this case's and its sub-cases'), in the order applied.
+
+        For a case resumed from a durable store, the part before the resume is rebuilt from the
+        store (once, on first use); see :mod:`yawlflow._durable` for how sub-cases interleave.
+        """
+        history = self._history
+        if history is None:
+            return list(self._trace)
+        return history.prefix(self.id) + self._trace
 
     def work_items(self, state: str | None = None) -> list[WorkItem]:
         """This case's work items: the live ones, or those in ``state``.
@@ -201,6 +218,8 @@ class Case:
         """
         self._external(item_id)
         self._api(ItemStarted(item=item_id, at_ns=self._now()))
+        if self._engine._durable_store:
+            await self._engine._ack()
 
     async def complete(self, item_id: int, output: Mapping[str, Any] | None = None) -> None:
         """Complete an offered or started external item with ``output`` (merged into the case data).
@@ -211,6 +230,8 @@ class Case:
         self._external(item_id)
         data = _check_data(output, f"the output of item {item_id}")
         self._api(ItemCompleted(item=item_id, output=data, at_ns=self._now()))
+        if self._engine._durable_store:
+            await self._engine._ack()
 
     async def cancel_item(self, item_id: int) -> None:
         """Withdraw an enabled or offered item, or halt a started one (WCP-19); the case goes on.
@@ -219,6 +240,8 @@ class Case:
             InvalidEventError: no live item has that id.
         """
         self._api(ItemCancelRequested(item=item_id, at_ns=self._now()))
+        if self._engine._durable_store:
+            await self._engine._ack()
 
     async def signal(self, name: str, data: Mapping[str, Any] | None = None) -> None:
         """Send the signal ``name`` (with ``data`` to merge into the case data) to the case.
@@ -245,6 +268,8 @@ class Case:
                 case._api(SignalReceived(signal=name, data=payload, persistent=case is owner or case is keeper,
                                          keep=case is keeper, at_ns=self._now()))
         self._root._forward_signals()
+        if self._engine._durable_store:
+            await self._engine._ack()
 
     async def add_instance(self, task: str, data: Mapping[str, Any] | None = None) -> None:
         """Add an instance to the running dynamic multiple-instance task ``task`` (WCP-15).
@@ -258,6 +283,8 @@ class Case:
         """
         payload = _check_data(data, f"the data of the new instance of {task!r}")
         self._api(InstanceAdded(task=task, data=payload, at_ns=self._now()))
+        if self._engine._durable_store:
+            await self._engine._ack()
 
     async def force_complete(self, task: str) -> None:
         """Complete the running multiple-instance task ``task`` now (WCP-27).
@@ -268,6 +295,8 @@ class Case:
             InvalidEventError: no multiple-instance task of that name is running.
         """
         self._api(ForceCompleteRequested(task=task, at_ns=self._now()))
+        if self._engine._durable_store:
+            await self._engine._ack()
 
     async def cancel(self) -> None:
         """Cancel the whole case (WCP-20): every item, timer and sub-case is withdrawn.
@@ -276,6 +305,8 @@ class Case:
             InvalidEventError: the case has already ended.
         """
         self._api(CaseCancelRequested(at_ns=self._now()))
+        if self._engine._durable_store:
+            await self._engine._ack()
 
     async def idle(self) -> None:
         """Return once no auto work runs in the case (or its sub-cases) and it waits or is done."""
@@ -306,6 +337,10 @@ class Case:
     def _api(self, event: Event) -> None:
         if self._finished:
             raise InvalidEventError(f"case {self.id!r} has ended ({self.status}): it takes no more calls")
+        if self._engine._store is None:
+            raise ConfigError(f"case {self.id!r}: its engine has stopped and closed its store "
+                              f"{self._engine.store_url}; resume the case in a running engine "
+                              "(`async with yf.Engine(store=...) as engine: await engine.resume()`)")
         step = self._runner.handle(self._state, event)  # raises InvalidEventError before any change
         self._applied(event, step)
         self._drain()
@@ -339,8 +374,14 @@ class Case:
             root._forward_signals()
         self._notify()
 
-    def _applied(self, event: Event, step: Step) -> None:
-        self._engine.store.append(self.id, event)
+    def _applied(self, event: Event, step: Step, seq: int | None = None) -> None:
+        """Log ``event`` (unless it is already, at ``seq``), then carry out its step's effects."""
+        engine = self._engine
+        store = engine._store
+        if store is None:  # pragma: no cover - _api checks first; nothing runs once the engine has left
+            raise YawlflowInternalError("the store is closed: this is a bug; please report it")
+        if seq is None:
+            seq = store.append(self.id, event)
         done = 0
         for effect, pos in zip(step.effects, step.positions, strict=True):
             if pos > done:
@@ -348,6 +389,8 @@ class Case:
                 done = pos
             self._effect(effect)  # a sub-case's events land right after what caused them
         self._extend_trace(step.trace[done:])
+        if engine._snap_every and not self._finished and store.needs_snapshot(self.id):
+            engine._snapshot(self, store, seq)  # the state after event seq, its timers armed
 
     def _extend_trace(self, records: list[TraceRecord]) -> None:
         case: Case | None = self
@@ -356,16 +399,36 @@ class Case:
             case = case._parent
 
     def _begin(self, data: dict[str, Any]) -> None:
-        if _log.isEnabledFor(logging.DEBUG):
-            _log.debug("case %s started in net %r", self.id, self.net, extra={"case_id": self.id, "net": self.net})
-        started = CaseStarted(case=self.id, net=self.net, data=data, seed=self._engine.seed,
-                              parent=self._parent.id if self._parent else None, at_ns=self._now())
-        self._engine.store.create(
+        self._create()
+        self._open(data)
+
+    def _create(self) -> None:
+        """Register the case in the store (``CaseExistsError`` when its id is taken: nothing changed)."""
+        store = self._engine._store
+        if store is None:
+            raise ConfigError("the engine is not running: use `async with yf.Engine() as engine:` first")
+        store.create(
             CaseRecord(case=self.id, spec_id=self._spec.id, net=self.net, tenant=self.tenant,
                        parent=self._parent.id if self._parent else None),
-            self._spec,
+            self._spec.spec,
         )
-        self._post(started)
+
+    def _started(self, data: dict[str, Any]) -> CaseStarted:
+        return CaseStarted(case=self.id, net=self.net, data=data, seed=self._engine.seed,
+                           parent=self._parent.id if self._parent else None, at_ns=self._now())
+
+    def _open(self, data: dict[str, Any]) -> None:
+        """Apply the case's ``CaseStarted`` (and route up to its first wait)."""
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("case %s started in net %r", self.id, self.net, extra={"case_id": self.id, "net": self.net})
+        self._post(self._started(data))
+
+    def _open_logged(self, started: CaseStarted, seq: int) -> None:
+        """Apply a ``CaseStarted`` already in the store (at ``seq``), and route up to the first wait."""
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("case %s started in net %r", self.id, self.net, extra={"case_id": self.id, "net": self.net})
+        self._applied(started, self._runner.handle(self._state, started), seq)
+        self._drain()
 
     # -- internals: effects ------------------------------------------------------------------
     def _spawn(self, fn: Any, *args: Any) -> None:
@@ -536,6 +599,31 @@ class Case:
             raise TimeoutError(f"task {effect.task!r} timed out after {timeout_ns / 1e9:g}s")
         return value
 
+    def _rearm_timers(self) -> None:
+        """Arm the timers of a case folded back from the store, at their recorded deadlines.
+
+        A deadline is never later than one full delay from now: the recorded one is on the clock
+        of the engine that armed it, and a clock of another run (a monotonic clock after a
+        reboot, a fresh FakeClock) may be far behind it.
+        """
+        if not self._timers:
+            return
+        now = self._now()
+        net = self._runner.net
+        for key, deadline in sorted(self._timers.items()):
+            item = self._state.items.get(key[0])
+            if item is None:
+                del self._timers[key]
+                continue
+            spec = net.tasks[item.tid]
+            delay = spec.timeout_ns if key[1] == "timeout" else (spec.timer.after_ns if spec.timer else None)
+            if delay is not None:
+                self._timers[key] = min(deadline, now + delay)
+        if self._timers and not self._timer_loop_started:
+            self._timer_loop_started = True
+            self._spawn(self._timer_loop)
+        self._poke_timers()
+
     def _poke_timers(self) -> None:
         if self._timer_scope is not None:
             self._timer_scope.cancel()
@@ -613,7 +701,9 @@ class Case:
         self._finished = True
         if _log.isEnabledFor(logging.DEBUG):
             _log.debug("case %s %s", self.id, effect.status, extra={"case_id": self.id, "status": effect.status})
-        self._engine.store.set_status(self.id, effect.status)
+        store = self._engine._store
+        if store is not None:
+            store.set_status(self.id, effect.status)
         for scope in list(self._scopes.values()):
             scope.cancel()
         self._scopes.clear()
@@ -622,17 +712,22 @@ class Case:
             self._done.set()
         parent = self._parent
         if parent is not None and not self._detached and not parent._finished:
-            parent._children.pop(self._parent_item or 0, None)
-            item = self._parent_item
-            if item is None:  # pragma: no cover
-                raise YawlflowInternalError("item is unset: this is a bug; please report it")
-            if effect.status == "completed":
-                parent._inbox.append(ItemCompleted(item=item, output=dict(effect.data), at_ns=self._now()))
-            else:
-                parent._inbox.append(ItemFailed(item=item, error=f"sub-case {self.id!r} {effect.status}: "
-                                                f"{effect.error or 'cancelled'}", error_type="SubcaseError",
-                                                at_ns=self._now()))
-            parent._drain()
+            self._report(effect.status, effect.data, effect.error)
+
+    def _report(self, status: str, data: Mapping[str, Any], error: str | None) -> None:
+        """Tell the parent how this sub-case ended: its composite item completes or fails."""
+        parent = self._parent
+        item = self._parent_item
+        if parent is None or item is None:  # pragma: no cover
+            raise YawlflowInternalError("parent is unset: this is a bug; please report it")
+        parent._children.pop(item, None)
+        if status == "completed":
+            parent._inbox.append(ItemCompleted(item=item, output=dict(data), at_ns=self._now()))
+        else:
+            parent._inbox.append(ItemFailed(item=item, error=f"sub-case {self.id!r} {status}: "
+                                            f"{error or 'cancelled'}", error_type="SubcaseError",
+                                            at_ns=self._now()))
+        parent._drain()
 
     def _root_running(self) -> int:
         root = self._root
@@ -698,7 +793,7 @@ class Case:
         if status == "running":
             status = "waiting"
             offered = self._offered_in_tree()
-        return Result(case_id=self.id, status=status, data=dict(self._state.data), trace=list(self._trace),
+        return Result(case_id=self.id, status=status, data=dict(self._state.data), trace=self.trace,
                       error=self._state.error, offered=offered)
 
     def _offered_in_tree(self) -> list[WorkItem]:
@@ -715,3 +810,53 @@ class Case:
                 return self._result()
             await self._wait_change()
 
+
+
+class _History:
+    """The trace of a case tree folded back from a durable store, up to the moment it was loaded.
+
+    Rebuilt on first use (``Case.trace``), by folding the tree's logs from seq 0
+    (:func:`yawlflow._durable.tree_trace`); ``marks`` bounds each case's log to its length when
+    it was loaded, so what the engine appends afterwards (in the live ``_trace``) is not counted
+    twice. The engine resolves every history before it closes its store.
+    """
+
+    __slots__ = ("_engine", "_net", "_root", "_spec", "_store", "_traces", "marks")
+
+    def __init__(self, engine: Engine, store: Store, spec: CompiledSpec, root: str, net: str) -> None:
+        self._engine = engine
+        self._store: Store | None = store
+        self._spec = spec
+        self._root = root
+        self._net = net
+        self._traces: dict[str, list[TraceRecord]] | None = None
+        self.marks: dict[str, int] = {}
+
+    def prefix(self, case: str) -> list[TraceRecord]:
+        """The records of ``case`` (its sub-cases' included) from before it was loaded."""
+        return list(self.resolve().get(case, ()))
+
+    def resolve(self) -> dict[str, list[TraceRecord]]:
+        """Fold the tree's traces now (once), while the store is open.
+
+        Raises:
+            StoreError: the store was closed before the history was read.
+        """
+        if self._traces is None:
+            from ._durable import tree_trace
+
+            store = self._store
+            if store is None:  # pragma: no cover - the engine resolves histories before closing
+                raise StoreError(f"case {self._root!r}: its history is read from the store, which is closed")
+
+            def load(case: str) -> list[Event] | None:
+                try:
+                    return store.events(case)
+                except StoreError:
+                    return None
+
+            spec = self._spec
+            self._traces = tree_trace(self._root, self._net, lambda net: self._engine._runner_for(spec, net),
+                                      load, self.marks)
+            self._store = None
+        return self._traces

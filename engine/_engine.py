@@ -7,10 +7,21 @@ the case first has something to run in it (ADR 0002, "Lazy hosts"): ``start`` sp
 Leaving the ``async with`` block cancels whatever still runs: no task outlives the engine. Specs
 are compiled once and cached by identity; a NetRunner is built once per compiled net and shared
 by every case of that net (it is pure).
+
+The store (ADR 0005). ``memory://`` is made with the engine and lives as long as it. A durable
+store (``sqlite:///path.db``) is opened, taking its one-writer lock, when the engine is entered,
+and closed when it is left. Every applied event is appended; an API call that changes a case
+awaits ``store.durable()`` before it returns, so what it acknowledged is on disk; every
+``snapshot_every`` events a case's state is snapshotted. :meth:`Engine.resume` folds every
+unfinished case back from the store (snapshot + later events) and carries on: timers re-armed
+from their recorded deadlines, auto items that were running re-run with the same idempotency
+key (after asking the handler's ``reconcile``), sub-cases reattached.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
 import random
 from collections.abc import Mapping
@@ -19,29 +30,54 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
-from ._case import Case, _check_data
+from ._case import Case, _check_data, _History
 from ._clock import Clock, SystemClock
-from ._compiled import CompiledSpec, compile_spec
-from ._errors import ConfigError, InvalidEventError, YawlflowInternalError
-from ._events import CaseStarted
+from ._compiled import KIND_AUTO, KIND_COMPOSITE, CompiledSpec, compile_spec
+from ._durable import ImageError, UnstartedCaseError, encode_image, fold_case
+from ._effects import StartItem, StartSubcase
+from ._errors import ConfigError, InvalidEventError, StoreError, YawlflowInternalError
+from ._events import CaseCancelRequested, CaseStarted, ItemCompleted
 from ._handlers import Handler, HandlerRegistry
 from ._runner import NetRunner
 from ._spec import load
 from ._spec._model import Spec
 from ._state import CaseState
-from ._store import CaseRecord, Store, open_store
+from ._store import CaseExistsError, CaseRecord, MemoryStore, Store, check_store_url, open_store
 
 __all__ = ("CaseInfo", "Engine")
 
+_log = logging.getLogger(__name__)
+
 CaseInfo = CaseRecord
+
+
+class _Tree:
+    """A case tree folded back from the store, not yet carried on (see :meth:`Engine.resume`).
+
+    ``cases``: every case loaded, parents before their sub-cases; ``orphans``: sub-cases whose
+    parent no longer waits for them (its cancel did not reach the store): they are cancelled;
+    ``unstarted``: sub-cases registered whose start did not reach the store: they start now.
+    """
+
+    __slots__ = ("cases", "orphans", "root", "unstarted")
+
+    root: Case  # set once the tree's root is loaded
+
+    def __init__(self) -> None:
+        self.cases: list[Case] = []
+        self.orphans: list[Case] = []
+        self.unstarted: list[Case] = []
 
 
 class Engine:
     """The workflow engine. Use it as an async context manager.
 
     Args:
-        store: the store URL (``memory://``, the default).
+        store: the store URL: ``memory://`` (the default: the cases live as long as the engine)
+            or ``sqlite:///path.db`` (durable: opened, with its one-writer lock, when the engine
+            is entered; see :meth:`resume`).
         clock: the clock every timer, timeout and backoff uses (default: the system clock;
             tests pass ``yawlflow.testing.FakeClock``).
         seed: run deterministically: handlers one at a time in a seed-chosen order, case ids
@@ -52,6 +88,14 @@ class Engine:
 
     Raises:
         ConfigError: a bad store URL, clock, seed or configuration.
+
+    Attributes:
+        store_url: the store's URL, as given.
+        handlers: the handler registry (``engine.handlers.register(name, fn)``).
+
+    Entering the engine raises :class:`~yawlflow.StoreError` when its durable store cannot be
+    opened — in particular when another engine holds it (the message names the file and the
+    holder).
     """
 
     def __init__(
@@ -67,7 +111,14 @@ class Engine:
             raise ConfigError(f"seed must be an int, not {seed!r}")
         if clock is not None and not (hasattr(clock, "now_ns") and hasattr(clock, "sleep_until")):
             raise ConfigError(f"clock {clock!r} lacks now_ns() and sleep_until(): use yawlflow.testing.FakeClock")
-        self.store: Store = open_store(store)
+        scheme = check_store_url(store)
+        self.store_url = store
+        self._durable_store = scheme != "memory"
+        self._store: Store | None = None if self._durable_store else MemoryStore()
+        self._snap_every = 0  # the open store's snapshot_every (0: the memory store, no snapshots)
+        self._no_snapshot: set[str] = set()  # cases whose state would not encode: their log suffices
+        self._histories: list[_History] = []  # of the cases folded back: resolved before the store closes
+        self._dormant: dict[str, _Tree] = {}  # trees folded back but not yet carried on, by root id
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.seed = seed
         self.config = _check_config(config)
@@ -83,11 +134,31 @@ class Engine:
         self._cases: dict[str, Case] = {}
         self._tg: anyio.abc.TaskGroup | None = None
 
+    @property
+    def store(self) -> Store:
+        """The engine's store (a durable one is open only while the engine runs).
+
+        Raises:
+            ConfigError: the durable store is not open (the engine is not running).
+        """
+        store = self._store
+        if store is None:
+            raise ConfigError(f"the engine's store {self.store_url} is open only while the engine runs: use "
+                              "`async with engine:`")
+        return store
+
     async def __aenter__(self) -> Engine:
         if self._tg is not None:
             raise ConfigError("this engine is already running; use one `async with` per engine")
+        if self._store is None:
+            self._store = open_store(self.store_url)  # StoreError: locked by another engine, not a store...
+        self._snap_every = self._store.snapshot_every
         tg = anyio.create_task_group()
-        await tg.__aenter__()
+        try:
+            await tg.__aenter__()
+        except BaseException:
+            await self._close_store(quiet=True)
+            raise
         self._tg = tg
         service = getattr(self.clock, "run", None)
         if callable(service):
@@ -100,19 +171,76 @@ class Engine:
         if tg is None:  # pragma: no cover
             raise YawlflowInternalError("tg is unset: this is a bug; please report it")
         tg.cancel_scope.cancel()
-        return await tg.__aexit__(et, ev, tb)
+        try:
+            suppress = await tg.__aexit__(et, ev, tb)
+        except BaseException:
+            await self._close_store(quiet=True)
+            raise
+        await self._close_store(quiet=et is not None and not suppress)
+        return suppress
+
+    async def _close_store(self, *, quiet: bool) -> None:
+        """Close a durable store (the memory store stays: the engine may be entered again).
+
+        Histories of folded-back cases are read first, so their handles keep their traces. Handles
+        stay readable; ``engine.case()`` forgets them (a new ``async with`` resumes from the store).
+        """
+        if not self._durable_store or self._store is None:
+            return
+        store = self._store
+        with anyio.CancelScope(shield=True):
+            try:
+                for history in self._histories:
+                    try:
+                        history.resolve()
+                    except StoreError as exc:  # the log went bad meanwhile: the trace stays short
+                        _log.error("engine %s: a resumed case's history could not be read: %s", self.store_url, exc)
+                self._histories.clear()
+                await store.aclose()
+            except StoreError:
+                if not quiet:
+                    raise
+                _log.exception("engine %s: closing the store failed", self.store_url)
+            finally:
+                self._store = None
+                self._snap_every = 0
+                self._cases.clear()
+                self._dormant.clear()
+
+    async def _ack(self) -> None:
+        """Return once every event applied so far is durable (the memory store: at once, no checkpoint)."""
+        store = self._store
+        if store is not None:
+            await store.durable()
+
+    def _snapshot(self, case: Case, store: Store, seq: int) -> None:
+        """Keep the case's state after its event ``seq`` (called when the store asks for one)."""
+        if case.id in self._no_snapshot:
+            return
+        try:
+            blob = encode_image(case._state, case._timers)
+        except ImageError as exc:
+            self._no_snapshot.add(case.id)
+            _log.info("case %s: no snapshots (%s); it resumes from its log alone", case.id, exc,
+                      extra={"case_id": case.id})
+            return
+        store.snapshot(case.id, blob, seq)
 
     # -- cases -------------------------------------------------------------------------------------
     async def start(self, spec: Spec | str | os.PathLike[str], data: Mapping[str, Any] | None = None, *,
                     tenant: str | None = None) -> Case:
         """Start a case of ``spec`` (a Spec, or a path to load) with ``data``.
 
-        Returns once the case's first step is applied (routing up to the first wait).
+        Returns once the case's first step is applied (routing up to the first wait). With a
+        durable store, its start is on disk before the case runs anything (so no handler acts
+        for a start that was not acknowledged); what the first step then does is written as a
+        handler's result is, without a wait (ADR 0005).
 
         Raises:
             ConfigError: the engine is not running (use ``async with Engine() as engine``).
             SpecError: ``spec`` is a path to a bad spec.
             InvalidEventError: ``data`` is not a JSON object.
+            StoreError: the store failed (the case may not have been stored).
         """
         if self._tg is None:
             raise ConfigError("the engine is not running: use `async with yf.Engine() as engine:` first")
@@ -120,34 +248,348 @@ class Engine:
             spec = load(spec)
         payload = _check_data(data, "case data")
         compiled = self._compile(spec)
-        case_id = f"case-{self._ids.getrandbits(48):012x}" if self._ids is not None else f"case-{os.urandom(16).hex()}"
-        case = Case(self, compiled, compiled.root, case_id, tenant=tenant)
+        ids = self._ids
+        for _ in range(1000):
+            case_id = f"case-{ids.getrandbits(48):012x}" if ids is not None else f"case-{os.urandom(16).hex()}"
+            case = Case(self, compiled, compiled.root, case_id, tenant=tenant)
+            try:
+                case._create()
+            except CaseExistsError:
+                if ids is None:
+                    raise
+                continue  # seeded ids repeat when an engine restarts on a durable store: draw the next
+            break
+        else:  # pragma: no cover - a thousand seeded ids in a row already taken
+            raise StoreError(f"no free case id after 1000 draws from seed {self.seed}: use another seed")
         self._register(case)
-        case._begin(payload)  # no task yet: the case gets its host when it first needs one
+        if not self._durable_store:
+            case._open(payload)  # no task yet: the case gets its host when it first needs one
+            return case
+        # Durable: the start is on disk before the case runs anything, so no handler ever acts for
+        # a case whose start was not acknowledged (and that a caller would start again).
+        store = self.store
+        started = case._started(payload)
+        try:
+            seq = store.append(case.id, started)
+            await store.durable()
+        except BaseException:
+            self._cases.pop(case.id, None)
+            raise
+        case._open_logged(started, seq)  # what it does next is written like a handler's result: soon
         return case
 
     def case(self, case_id: str) -> Case:
-        """A handle on a case of this engine.
+        """A handle on any case in the engine's store.
+
+        A case this engine runs is returned as it is. With a durable store, another case is
+        folded back from the store: a finished one as a read-only handle; an unfinished one with
+        its whole case tree, *dormant* — its state, work items and trace are there and API calls
+        work, but the items that were running and the timers that were armed when its last engine
+        stopped wait for :meth:`resume`.
 
         Raises:
             InvalidEventError: no such case.
+            StoreError: the case is in the store but cannot be loaded (the message says why).
         """
-        try:
-            return self._cases[case_id]
-        except KeyError:
-            raise InvalidEventError(f"no case {case_id!r} in this engine (list them with engine.cases())") from None
+        hit = self._cases.get(case_id)
+        if hit is not None:
+            return hit
+        store = self._store
+        record: CaseRecord | None = None
+        if self._durable_store and store is not None and isinstance(case_id, str):
+            try:
+                record = store.record(case_id)
+            except StoreError:
+                record = None
+        if store is None or record is None:
+            raise InvalidEventError(f"no case {case_id!r} in this engine or its store (list them with "
+                                    "engine.cases())")
+        if record.status != "running":
+            return self._load_view(record)
+        top = record
+        while top.parent is not None:  # fold the whole tree from its root (or from an orphan)
+            try:
+                above = store.record(top.parent)
+            except StoreError:
+                break
+            if above.status != "running":
+                break
+            top = above
+        if top.case not in self._cases:
+            self._load_tree(top, self._running_by_parent())
+        found = self._cases.get(case_id)
+        if found is None:  # pragma: no cover - the tree load registers every running case in it
+            raise InvalidEventError(f"no case {case_id!r} in this engine or its store")
+        return found
 
     async def cases(self, status: str | None = None, tenant: str | None = None) -> list[CaseInfo]:
-        """The cases in the store, filtered by ``status`` and ``tenant``."""
-        return [r for r in self.store.records()
-                if (status is None or r.status == status) and (tenant is None or r.tenant == tenant)]
+        """The cases in the store (sub-cases included), in creation order, filtered by ``status`` and ``tenant``.
+
+        Raises:
+            ConfigError: the engine's durable store is not open (the engine is not running).
+        """
+        store = self.store
+        await store.durable()
+        return store.records(status=status, tenant=tenant)
 
     async def resume(self) -> list[Case]:
-        """Every unfinished case in the store that this engine does not run yet, running again.
+        """Carry on every unfinished case in the store that this engine does not run yet.
 
-        The in-memory store lives and dies with its engine, so it has nothing to resume.
+        Each root case is folded back from the store — its spec version (``spec_of``), its latest
+        snapshot and the events after it — with its running sub-cases, and goes on where its log
+        ends: timers are re-armed at their recorded deadlines (never later than one full delay
+        from now); auto items that were running when the engine stopped run again
+        (at-least-once) with the same :attr:`~yawlflow.ItemContext.idempotency_key` — unless
+        their handler's ``reconcile(key)`` returns the output of the effect, which completes the
+        item instead; a sub-case that ended without its parent hearing of it reports now; one the
+        parent no longer waits for is cancelled. A case that cannot be loaded (a poisoned log or
+        spec) is logged and skipped: the others resume.
+
+        Returns:
+            The resumed root cases, in creation order. The in-memory store lives and dies with its
+            engine, so there it is empty.
+
+        Raises:
+            ConfigError: the engine is not running.
+            StoreError: the store failed while the cases were carried on.
         """
-        return []
+        if self._tg is None:
+            raise ConfigError("the engine is not running: use `async with yf.Engine(store=...) as engine:` first")
+        store = self.store
+        if not self._durable_store:
+            return []
+        await store.durable()
+        running = store.records(status="running")
+        ids = {r.case for r in running}
+        by_parent = self._running_by_parent(running)
+        for record in running:
+            if record.case in self._cases or (record.parent is not None and record.parent in ids):
+                continue  # runs here already, or is folded back with its parent
+            try:
+                self._load_tree(record, by_parent)
+            except UnstartedCaseError:
+                # Engine.start never returned for it (nor stored its data): it was never acknowledged
+                _log.warning("case %s was registered but its start never reached the store (the engine stopped "
+                             "inside Engine.start, before acknowledging it): marked failed, not resumed",
+                             record.case, extra={"case_id": record.case})
+                store.set_status(record.case, "failed")
+            except Exception as exc:  # one poisoned case never stops the others
+                _log.error("case %s cannot be resumed and is skipped: %s", record.case, exc,
+                           exc_info=not isinstance(exc, StoreError), extra={"case_id": record.case})
+        resumed: list[Case] = []
+        for root_id in list(self._dormant):
+            tree = self._dormant.pop(root_id)
+            unfinished = not tree.root._finished and tree.root not in tree.orphans
+            await self._carry_on(tree)
+            if unfinished:
+                resumed.append(tree.root)
+        await self._ack()
+        return resumed
+
+    # -- internals: folding cases back ---------------------------------------------------------
+    def _running_by_parent(self, running: list[CaseRecord] | None = None) -> dict[str, list[CaseRecord]]:
+        if running is None:
+            running = self.store.records(status="running")
+        out: dict[str, list[CaseRecord]] = {}
+        for record in running:
+            if record.parent is not None:
+                out.setdefault(record.parent, []).append(record)
+        return out
+
+    def _spec_for(self, case: str) -> CompiledSpec:
+        spec = self.store.spec_of(case)
+        if not isinstance(spec, Spec):
+            raise StoreError(f"case {case!r}: its stored spec is not a yawlflow spec ({type(spec).__name__}); it was "
+                             "not stored by an engine")
+        return self._compile(spec)
+
+    def _load_tree(self, record: CaseRecord, by_parent: dict[str, list[CaseRecord]]) -> _Tree:
+        """Fold ``record``'s case and its running sub-cases back, register them dormant.
+
+        Nothing is registered unless the whole tree loads.
+
+        Raises:
+            StoreError: a case of the tree cannot be loaded.
+        """
+        store = self.store
+        compiled = self._spec_for(record.case)
+        history = _History(self, store, compiled, record.case, record.net)
+        tree = _Tree()
+        root = tree.root = self._load_case(record, compiled, None, None, history, by_parent, tree)
+        if record.parent is not None:  # its parent ended without cancelling it
+            root._detached = True
+            tree.orphans.insert(0, root)
+        for case in tree.cases:
+            self._register(case)
+        self._histories.append(history)
+        self._dormant[record.case] = tree
+        return tree
+
+    def _load_case(self, record: CaseRecord, compiled: CompiledSpec, parent: Case | None, parent_item: int | None,
+                   history: _History, by_parent: dict[str, list[CaseRecord]], tree: _Tree) -> Case:
+        store = self.store
+        if record.net not in compiled.nets:
+            raise StoreError(f"case {record.case!r} runs net {record.net!r}, which its spec {compiled.id!r} lacks")
+        runner, blank = self._runner_for(compiled, record.net)
+        cases = tree.cases
+        try:
+            folded = fold_case(store, record.case, runner, blank)
+        except UnstartedCaseError:
+            if parent is None or parent_item is None:
+                raise
+            # a sub-case registered but not started: its parent's item holds its data; it starts now
+            case = Case(self, compiled, record.net, record.case, parent=parent, parent_item=parent_item,
+                        tenant=record.tenant)
+            history.marks[record.case] = 0
+            cases.append(case)
+            tree.unstarted.append(case)
+            return case
+        case = Case(self, compiled, record.net, record.case, parent=parent, parent_item=parent_item,
+                    tenant=record.tenant)
+        state = case._state = folded.state
+        case._timers = folded.timers  # recorded deadlines; armed when the case is carried on
+        case._finished = state.status != "running"
+        case._history = history
+        history.marks[record.case] = folded.length
+        cases.append(case)
+        if case._finished:
+            if record.status != state.status:  # the status write was lost with the store's tail
+                store.set_status(record.case, state.status)
+            return case
+        attached: set[str] = set()
+        for item in sorted(state.items.values(), key=lambda i: i.id):
+            if not (item.busy and runner.net.kind[item.tid] == KIND_COMPOSITE):
+                continue
+            child_id = f"{record.case}/{item.id}"
+            try:
+                child_record = store.record(child_id)
+            except StoreError:
+                history.marks[child_id] = 0  # never stored: carrying on starts it
+                continue
+            child = self._load_case(child_record, compiled, case, item.id, history, by_parent, tree)
+            case._children[item.id] = child
+            attached.add(child_id)
+        for other in by_parent.get(record.case, ()):
+            if other.case not in attached:  # a sub-case this case no longer waits for
+                try:
+                    orphan = self._load_case(other, compiled, case, None, history, by_parent, tree)
+                except UnstartedCaseError:
+                    store.set_status(other.case, "cancelled")  # never started, no longer wanted
+                    continue
+                orphan._detached = True
+                tree.orphans.append(orphan)
+        return case
+
+    def _load_view(self, record: CaseRecord) -> Case:
+        """A read-only handle on a finished case of the store (its trace folded from its log)."""
+        store = self.store
+        compiled = self._spec_for(record.case)
+        if record.net not in compiled.nets:
+            raise StoreError(f"case {record.case!r} runs net {record.net!r}, which its spec {compiled.id!r} lacks")
+        runner, blank = self._runner_for(compiled, record.net)
+        case = Case(self, compiled, record.net, record.case, tenant=record.tenant)
+        history = _History(self, store, compiled, record.case, record.net)
+        try:
+            folded = fold_case(store, record.case, runner, blank)
+        except UnstartedCaseError:  # abandoned inside Engine.start: no data, no events
+            case._state.status = record.status
+            case._state.error = "its start never reached the store (the engine stopped inside Engine.start)"
+            history.marks[record.case] = 0
+        else:
+            case._state = folded.state
+            history.marks[record.case] = folded.length
+        case._finished = case._state.status != "running"
+        case._history = history
+        self._histories.append(history)
+        self._register(case)
+        return case
+
+    async def _carry_on(self, tree: _Tree) -> None:
+        """Start what a folded-back tree was doing when its engine stopped (see :meth:`resume`)."""
+        orphans = {id(c) for c in tree.orphans}
+        # 1. the in-doubt items: ask their handlers' reconcile first, before anything changes
+        plans: list[tuple[Case, StartItem, dict[str, Any] | None]] = []
+        for case in tree.cases:
+            if case._finished or id(case) in orphans:
+                continue
+            kinds = case._runner.net.kind
+            for item in sorted(case._state.items.values(), key=lambda i: i.id):
+                if item.busy and kinds[item.tid] == KIND_AUTO:
+                    effect = StartItem(item=item.id, task=item.task, net=case.net, input=item.data or {},
+                                       attempt=item.attempt, key=f"{case.id}/{item.id}")
+                    plans.append((case, effect, await self._reconcile(case, effect)))
+        # 2. the rest at once, without a checkpoint between
+        for case in tree.orphans:
+            if not case._finished:
+                case._api(CaseCancelRequested(at_ns=case._now()))
+        unstarted = {id(c) for c in tree.unstarted}
+        for case in tree.cases:
+            if case._finished or id(case) in orphans or id(case) in unstarted:
+                continue
+            case._rearm_timers()
+            net = case._runner.net
+            for item in sorted(case._state.items.values(), key=lambda i: i.id):
+                if item.busy and net.kind[item.tid] == KIND_COMPOSITE and item.id not in case._children:
+                    sub = net.tasks[item.tid].net or ""
+                    case._effect(StartSubcase(item=item.id, task=item.task, net=sub, case=f"{case.id}/{item.id}",
+                                              data=dict(item.data or {})))
+        for case in tree.unstarted:
+            parent = case._parent
+            if parent is not None and case._parent_item is not None and not parent._finished:
+                waiting = parent._state.items.get(case._parent_item)
+                case._open(dict(waiting.data or {}) if waiting is not None else {})
+        for case, effect, output in plans:
+            if case._finished or effect.item not in case._state.items:
+                continue
+            if output is not None:
+                case._inbox.append(ItemCompleted(item=effect.item, output=output, at_ns=case._now()))
+            else:
+                case._start_item(effect)
+        for case in reversed(tree.cases):  # sub-cases that ended without their parent hearing of it
+            parent = case._parent
+            if (case._finished and parent is not None and not case._detached and not parent._finished
+                    and case._parent_item is not None and parent._children.get(case._parent_item) is case):
+                case._report(case._state.status, case._state.data, case._state.error)
+        for case in tree.cases:
+            if not case._finished:
+                case._drain()
+
+    async def _reconcile(self, case: Case, effect: StartItem) -> dict[str, Any] | None:
+        """Ask the handler of an in-doubt item whether its effect took place: its output, or ``None``."""
+        net = case._runner.net
+        run = net.tasks[net.task_ids[effect.task]].run
+        if run is None:  # pragma: no cover
+            return None
+        try:
+            entry = self.handlers.resolve(run.handler or f"connector:{run.connector}")
+        except ConfigError:
+            return None  # running it reports the missing handler
+        fn = entry.reconcile
+        if fn is None:
+            return None
+        where = f"case {case.id}: item {effect.item} ({effect.task!r})"
+        try:
+            if inspect.iscoroutinefunction(fn) or entry.quick:
+                value = fn(effect.key)
+            else:
+                value = await anyio.to_thread.run_sync(fn, effect.key, abandon_on_cancel=True)
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as exc:
+            _log.warning("%s: reconcile(%r) failed (%s: %s); running the item again", where, effect.key,
+                         type(exc).__name__, exc, extra={"case_id": case.id, "item_id": effect.item})
+            return None
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            _log.warning("%s: reconcile(%r) returned %s, not a mapping or None; running the item again", where,
+                         effect.key, type(value).__name__, extra={"case_id": case.id, "item_id": effect.item})
+            return None
+        try:
+            return _check_data(value, f"the result of reconcile({effect.key!r})")
+        except InvalidEventError as exc:
+            _log.warning("%s: %s; running the item again", where, exc, extra={"case_id": case.id})
+            return None
 
     # -- internals ---------------------------------------------------------------------------------
     def _register(self, case: Case) -> None:

@@ -17,9 +17,13 @@ import msgspec
 
 from ._errors import ConfigError
 
-__all__ = ("Handler", "HandlerRegistry", "ItemContext")
+__all__ = ("Handler", "HandlerRegistry", "ItemContext", "Reconciler")
 
 Handler = Callable[..., Any]
+Reconciler = Callable[[str], Any]
+"""``reconcile(idempotency_key)``, sync or async: the output of the item's effect if it took
+place (a mapping: the item completes with it, without running again), or ``None`` (not done, or
+unknown: the item runs again)."""
 
 
 class ItemContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,11 +46,15 @@ class ItemContext(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Entry:
-    __slots__ = ("fn", "is_async", "quick", "wants_ctx")
+    __slots__ = ("fn", "is_async", "quick", "reconcile", "wants_ctx")
 
-    def __init__(self, fn: Handler, quick: bool) -> None:
+    def __init__(self, fn: Handler, quick: bool, reconcile: Reconciler | None = None) -> None:
         self.fn = fn
         self.quick = quick
+        if reconcile is None:  # a handler object may carry its own reconcile method
+            found = getattr(fn, "reconcile", None)
+            reconcile = found if callable(found) else None
+        self.reconcile = reconcile
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
         )
@@ -73,7 +81,8 @@ class HandlerRegistry:
         self._entries: dict[str, _Entry] = {}
         self._allow = tuple(allow)
 
-    def register(self, name: str, fn: Handler | None = None, *, quick: bool = False) -> Any:
+    def register(self, name: str, fn: Handler | None = None, *, quick: bool = False,
+                 reconcile: Reconciler | None = None) -> Any:
         """Register ``fn`` under ``name`` (usable as a decorator when ``fn`` is omitted).
 
         Args:
@@ -82,20 +91,29 @@ class HandlerRegistry:
                 :class:`ItemContext`), returning a dict to merge into the case data, or None.
             quick: for a sync ``fn``: it returns at once (no I/O), so the engine calls it inline
                 instead of in a worker thread. Never mark a blocking function quick.
+            reconcile: ``reconcile(idempotency_key)``, sync or async, called when the engine
+                resumes an item of this handler that was running when the engine stopped (its
+                outcome is in doubt): return the output of the effect if it took place (the item
+                completes with it instead of running again), or ``None`` to run the item again.
+                Default: ``fn.reconcile`` when ``fn`` has one (a handler object), else none (the
+                item runs again; an idempotent handler keyed on ``ctx.idempotency_key`` makes
+                that safe).
 
         Raises:
-            ConfigError: ``fn`` is not callable, or ``name`` is empty.
+            ConfigError: ``fn`` or ``reconcile`` is not callable, or ``name`` is empty.
         """
         if fn is None:
             def decorator(f: Handler) -> Handler:
-                self.register(name, f, quick=quick)
+                self.register(name, f, quick=quick, reconcile=reconcile)
                 return f
             return decorator
         if not name or not isinstance(name, str):
             raise ConfigError(f"a handler name must be a non-empty string, not {name!r}")
         if not callable(fn):
             raise ConfigError(f"handler {name!r}: {fn!r} is not callable")
-        self._entries[name] = _Entry(fn, quick)
+        if reconcile is not None and not callable(reconcile):
+            raise ConfigError(f"handler {name!r}: reconcile={reconcile!r} is not callable")
+        self._entries[name] = _Entry(fn, quick, reconcile)
         return fn
 
     def __contains__(self, name: object) -> bool:

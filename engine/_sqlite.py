@@ -50,7 +50,7 @@ from . import _codec
 from ._errors import ConfigError, StoreError
 from ._events import Event
 from ._provenance import GENESIS, ChainProblem, check_chains, event_hash, snapshot_hash
-from ._store import CaseRecord
+from ._store import CaseExistsError, CaseRecord, Snapshot
 
 __all__ = (
     "APPLICATION_ID",
@@ -149,14 +149,6 @@ MIGRATIONS: list[Migration] = [
     ),
 ]
 """Every schema step, oldest first. A new release appends; a step once released never changes."""
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """A case's state after its event ``upto_seq``: state = ``state`` + fold(events after it)."""
-
-    upto_seq: int
-    state: bytes
 
 
 class _Head:
@@ -393,7 +385,7 @@ class SqliteStore:
         with self._mutex:
             self._check_writable()
             if record.case in self._heads or self._load_head(record.case) is not None:
-                raise StoreError(f"case {record.case!r} already exists in the store")
+                raise CaseExistsError(f"case {record.case!r} already exists in the store")
             key = self._next_key
             op = (_CREATE, (spec_hash, _spec_id(spec, record), fmt, body, now),
                   (key, record.case, spec_hash, record.spec_id, record.net, record.status, record.tenant,
@@ -999,12 +991,13 @@ def _path_of_url(url: str) -> str:
     return unquote(parts.path[1:])
 
 
-def open_sqlite_url(url: str) -> SqliteStore:
+def open_sqlite_url(url: str, *, readonly: bool = False) -> SqliteStore:
     """Open the store that a ``sqlite:///path.db`` URL names.
 
     ``sqlite:///cases.db`` is relative to the working directory, ``sqlite:////var/db/cases.db``
     absolute. Query parameters set the options: ``synchronous``, ``snapshot_every``,
     ``busy_timeout_ms``, ``writer``, ``readonly`` (e.g. ``sqlite:///cases.db?synchronous=NORMAL``).
+    ``readonly=True`` opens it read-only whatever the URL says (tools beside a running engine).
 
     Raises:
         ConfigError: a malformed URL or option.
@@ -1024,4 +1017,6 @@ def open_sqlite_url(url: str) -> SqliteStore:
         else:
             raise ConfigError(f"store {url!r}: unknown option {name!r} (known: synchronous, snapshot_every, "
                               "busy_timeout_ms, writer, readonly)")
+    if readonly:
+        options["readonly"] = True
     return SqliteStore(path, **options)

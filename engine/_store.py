@@ -1,11 +1,16 @@
 """Stores: the event log of every case is the source of truth; state = fold(events).
 
-``memory://`` keeps the log in this process (tests, one-off runs). The durable stores (SQLite,
-PostgreSQL) implement the same protocol.
+``memory://`` keeps the log in this process (tests, one-off runs). ``sqlite:///path.db`` is the
+embedded durable store (:mod:`yawlflow._sqlite`, ADR 0005); PostgreSQL will follow. The engine
+treats them alike through :class:`Store`: it appends every applied event, snapshots a case's
+state when the store asks for one, and awaits :meth:`Store.durable` before an API call returns,
+so an acknowledged event is on disk. The in-memory store makes the durability calls free: they
+return at once and never yield to the event loop.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
@@ -13,7 +18,7 @@ import msgspec
 from ._errors import ConfigError, StoreError
 from ._events import Event
 
-__all__ = ("CaseRecord", "MemoryStore", "Store", "open_store")
+__all__ = ("CaseExistsError", "CaseRecord", "MemoryStore", "Snapshot", "Store", "check_store_url", "open_store")
 
 
 class CaseRecord(msgspec.Struct, kw_only=True):
@@ -27,36 +32,101 @@ class CaseRecord(msgspec.Struct, kw_only=True):
     parent: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A case's state after its event ``upto_seq``: state = ``state`` + fold(events after it)."""
+
+    upto_seq: int
+    state: bytes
+
+
+class CaseExistsError(StoreError):
+    """``create`` was given the id of a case the store already has."""
+
+
 class Store(Protocol):
-    """The protocol every store follows."""
+    """The protocol every store follows (memory, SQLite; PostgreSQL later).
+
+    Writes (``create``, ``append``, ``set_status``, ``snapshot``) return at once; they are on
+    disk once :meth:`flush` returns or :meth:`durable` has been awaited after them. Reads wait for
+    the writes made before them. ``snapshot_every`` is 0 for a store that keeps no snapshots.
+    """
+
+    @property
+    def snapshot_every(self) -> int:
+        """Snapshot a case after this many events (0: the store keeps no snapshots)."""
+        ...
 
     def create(self, record: CaseRecord, spec: Any) -> None:
-        """Register a new case (and the spec it runs)."""
+        """Register a new case (and the spec it runs).
+
+        Raises:
+            CaseExistsError: a case with that id exists.
+        """
         ...
 
     def append(self, case: str, event: Event) -> int:
-        """Append one event to the case's log (durably, for durable stores); return its seq."""
+        """Append one event to the case's log; return its seq (0 for the case's first)."""
         ...
 
-    def events(self, case: str) -> list[Event]:
-        """The case's log, oldest first."""
+    def events(self, case: str, start: int = 0) -> list[Event]:
+        """The case's log from seq ``start`` on, oldest first."""
         ...
 
     def set_status(self, case: str, status: str) -> None:
         """Record the case's status."""
         ...
 
-    def records(self) -> list[CaseRecord]:
-        """Every case, in creation order."""
+    def record(self, case: str) -> CaseRecord:
+        """The record of one case (:class:`~yawlflow.StoreError` if there is none)."""
+        ...
+
+    def records(self, status: str | None = None, tenant: str | None = None) -> list[CaseRecord]:
+        """Every case, in creation order; only those with ``status`` and/or ``tenant`` when given."""
         ...
 
     def spec_of(self, case: str) -> Any:
         """The spec a case runs."""
         ...
 
+    def snapshot(self, case: str, state: bytes, upto_seq: int) -> None:
+        """Keep the case's encoded state after its event ``upto_seq``."""
+        ...
+
+    def latest_snapshot(self, case: str) -> Snapshot | None:
+        """The case's latest snapshot, or ``None``."""
+        ...
+
+    def needs_snapshot(self, case: str) -> bool:
+        """Whether ``snapshot_every`` events have passed since the case's latest snapshot."""
+        ...
+
+    def flush(self) -> None:
+        """Block until every write made so far is on disk."""
+        ...
+
+    async def durable(self) -> None:
+        """Wait, without blocking the event loop, until every write made so far is on disk."""
+        ...
+
+    def close(self) -> None:
+        """Write what is pending and release the store (and its lock)."""
+        ...
+
+    async def aclose(self) -> None:
+        """:meth:`close` without blocking the event loop."""
+        ...
+
 
 class MemoryStore:
-    """The in-memory store: the log lives as long as the store object."""
+    """The in-memory store: the log lives as long as the store object.
+
+    It keeps no snapshots (a fold of the in-memory log is as fast as decoding one) and has
+    nothing to make durable: :meth:`durable`, :meth:`flush` and :meth:`close` cost nothing.
+    """
+
+    snapshot_every: int = 0
+    """The in-memory store keeps no snapshots."""
 
     def __init__(self) -> None:
         self._records: dict[str, CaseRecord] = {}
@@ -67,10 +137,10 @@ class MemoryStore:
         """Register a new case.
 
         Raises:
-            StoreError: a case with that id exists.
+            CaseExistsError: a case with that id exists.
         """
         if record.case in self._records:
-            raise StoreError(f"case {record.case!r} already exists in the store")
+            raise CaseExistsError(f"case {record.case!r} already exists in the store")
         self._records[record.case] = record
         self._logs[record.case] = []
         self._specs[record.case] = spec
@@ -91,13 +161,15 @@ class MemoryStore:
         except KeyError:
             raise StoreError(f"no case {case!r} in the store") from None
 
-    def events(self, case: str) -> list[Event]:
-        """The case's log.
+    def events(self, case: str, start: int = 0) -> list[Event]:
+        """The case's log from seq ``start`` on.
 
         Raises:
             StoreError: no such case.
         """
-        return list(self._log(case))
+        if start < 0:
+            raise ValueError(f"start must be >= 0, not {start}")
+        return self._log(case)[start:]
 
     def set_status(self, case: str, status: str) -> None:
         """Record the case's status.
@@ -108,9 +180,23 @@ class MemoryStore:
         self._log(case)
         self._records[case].status = status
 
-    def records(self) -> list[CaseRecord]:
-        """Every case, in creation order."""
-        return list(self._records.values())
+    def record(self, case: str) -> CaseRecord:
+        """The record of one case (a copy).
+
+        Raises:
+            StoreError: no such case.
+        """
+        self._log(case)
+        r = self._records[case]
+        return CaseRecord(case=r.case, spec_id=r.spec_id, net=r.net, status=r.status, tenant=r.tenant,
+                          parent=r.parent)
+
+    def records(self, status: str | None = None, tenant: str | None = None) -> list[CaseRecord]:
+        """Every case, in creation order; only those with ``status`` and/or ``tenant`` when given."""
+        if status is None and tenant is None:
+            return list(self._records.values())
+        return [r for r in self._records.values()
+                if (status is None or r.status == status) and (tenant is None or r.tenant == tenant)]
 
     def spec_of(self, case: str) -> Any:
         """The spec a case runs.
@@ -121,21 +207,88 @@ class MemoryStore:
         self._log(case)
         return self._specs[case]
 
+    def snapshot(self, case: str, state: bytes, upto_seq: int) -> None:
+        """Nothing: the in-memory store keeps no snapshots (``snapshot_every`` is 0).
 
-def open_store(url: str) -> Store:
-    """Open the store named by ``url``.
+        Raises:
+            StoreError: no such case.
+        """
+        self._log(case)
+
+    def latest_snapshot(self, case: str) -> Snapshot | None:
+        """Always ``None``: fold the log from the start.
+
+        Raises:
+            StoreError: no such case.
+        """
+        self._log(case)
+        return None
+
+    def needs_snapshot(self, case: str) -> bool:
+        """Always ``False``."""
+        return False
+
+    def flush(self) -> None:
+        """Nothing to write."""
+
+    async def durable(self) -> None:
+        """Nothing to wait for: returns at once, without a checkpoint."""
+
+    def close(self) -> None:
+        """Nothing to release: the log stays readable (an engine may be entered again)."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+_PLANNED = ("postgresql", "postgres")
+
+
+def check_store_url(url: object) -> str:
+    """Check a store URL without opening anything; return its scheme.
 
     Raises:
-        ConfigError: the URL names no store this build provides.
+        ConfigError: not a URL of a store this build provides (the message says which ones are).
     """
     if not isinstance(url, str):
-        raise ConfigError(f"store must be a URL string such as 'memory://', not {url!r}")
+        raise ConfigError(f"store must be a URL string such as 'memory://' or 'sqlite:///cases.db', not {url!r}")
     scheme = url.partition("://")[0] if "://" in url else ""
     if scheme == "memory":
-        return MemoryStore()
-    if scheme in ("sqlite", "postgresql", "postgres"):
+        return scheme
+    if scheme == "sqlite":
+        from ._sqlite import _path_of_url
+
+        _path_of_url(url.split("?", 1)[0])
+        return scheme
+    if scheme in _PLANNED:
         raise ConfigError(
-            f"store {url!r}: the {scheme} store is not part of this release yet; use 'memory://' "
-            "(durable stores arrive with yawlflow's durable-cases work)"
+            f"store {url!r}: the PostgreSQL store is not part of this release yet; use 'sqlite:///path.db' "
+            "(durable, one engine per file) or 'memory://'"
         )
+    if not scheme and url.endswith((".db", ".sqlite", ".sqlite3")):
+        raise ConfigError(f"store {url!r}: a store is named by a URL: write 'sqlite:///{url}' (relative) or "
+                          f"'sqlite:////absolute/{url.lstrip('/')}'")
     raise ConfigError(f"store {url!r}: unknown store URL (use memory://, sqlite:///path.db or postgresql://...)")
+
+
+def open_store(url: str, *, readonly: bool = False) -> Store:
+    """Open the store named by ``url``: ``memory://`` or ``sqlite:///path.db``.
+
+    Args:
+        url: the store's URL; ``sqlite:`` URLs take options as query parameters
+            (``?synchronous=NORMAL&snapshot_every=500``, see :func:`yawlflow._sqlite.open_sqlite_url`).
+        readonly: open a durable store for reading only, without its writer's lock (tools beside a
+            running engine); every write then raises.
+
+    Raises:
+        ConfigError: the URL names no store this build provides, or a bad option.
+        StoreError: the store cannot be opened (locked by another engine, not a store, ...); the
+            message names the file and the fix.
+    """
+    scheme = check_store_url(url)
+    if scheme == "memory":
+        return MemoryStore()
+    from ._sqlite import open_sqlite_url
+
+    store = open_sqlite_url(url, readonly=readonly)
+    return store

@@ -1,9 +1,10 @@
-"""The ``yawlflow`` command: run, validate and draw specs; list the 43 patterns.
+"""The ``yawlflow`` command: run, validate and draw specs; list the 43 patterns; look after the
+cases of a durable store (``cases list|show|resume|cancel``, ``verify``).
 
 Exit codes (ARCHITECTURE.md §4): 0 the case completed; 1 it failed or was cancelled; 2 bad input
 (a bad spec, bad ``--data``, bad arguments or configuration, a missing file), with every located
 problem printed to stderr, one per line, never a traceback; 3 the case waits for external work
-(``run`` lists the offered items).
+(``run`` lists the offered items). ``verify`` exits 1 when a chain is broken.
 
 ``yawlflow --help`` must answer at once, so this module imports only the standard library at its
 top; each subcommand imports what it needs (the engine, YAML, orjson) when it runs.
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from ._case import Result
     from ._errors import Problem
     from ._spec._model import Spec
+    from ._sqlite import SqliteStore
 
 __all__ = (
     "EXIT_BAD_INPUT",
@@ -49,7 +51,7 @@ CONFIG_FILE = "yawlflow.yaml"
 _EPILOG = """\
 exit codes:
   0  the case completed (other commands: success)
-  1  the case failed or was cancelled
+  1  the case failed or was cancelled (verify: a chain is broken)
   2  bad input: spec, --data, arguments, configuration or a missing file
   3  the case waits for external work (run lists the offered items)
 
@@ -169,6 +171,76 @@ def _build_parser() -> argparse.ArgumentParser:
     run_pattern.add_argument(
         "--backend", choices=BACKENDS, default="asyncio", help="the async backend (default: asyncio)"
     )
+
+    store_help = "the durable store, e.g. sqlite:///cases.db (relative) or sqlite:////var/db/cases.db"
+    verify = commands.add_parser(
+        "verify",
+        help="check the provenance chain of every case in a store (or of one case)",
+        description=(
+            "Check the hash chain of every case's event log in a durable store (or of CASE): each "
+            "record's hash, its link to the one before, the case's head and its snapshot. Reads the "
+            "store without its lock, so a running engine's store can be checked."
+        ),
+        epilog="exit codes: 0 every chain holds, 1 a chain is broken (the first broken record is named), "
+        "2 bad input (a bad URL, a missing store, an unknown case)",
+    )
+    verify.add_argument("case", metavar="CASE", nargs="?", help="check only this case")
+    verify.add_argument("--store", metavar="URL", required=True, help=store_help)
+    verify.add_argument("--json", action="store_true", help="print one JSON object: ok, cases, records, problems")
+
+    cases = commands.add_parser(
+        "cases",
+        help="list, show, resume or cancel the cases of a durable store",
+        description="Look after the cases of a durable store (sqlite:///path.db).",
+        epilog="exit codes: 0 success, 1 a case failed or was cancelled (resume) or the store failed, "
+        "2 bad input, 3 a resumed case waits for external work",
+    )
+    case_commands = cases.add_subparsers(
+        dest="cases_command", metavar="{list,show,resume,cancel}", parser_class=_Parser
+    )
+    list_ = case_commands.add_parser(
+        "list",
+        help="list the cases (sub-cases too), oldest first",
+        description="List the cases of a store: id, status, spec, spec version, net, tenant and parent.",
+    )
+    list_.add_argument("--store", metavar="URL", required=True, help=store_help)
+    list_.add_argument("--status", metavar="S", help="only cases with this status (running, completed, ...)")
+    list_.add_argument("--tenant", metavar="T", help="only cases of this tenant")
+    list_.add_argument("--json", action="store_true", help="print one JSON array")
+    show_case = case_commands.add_parser(
+        "show",
+        help="show one case: its record, its work items' lifecycles and its trace",
+        description="Show CASE: its record, the lifecycle of each work item, and its trace.",
+    )
+    show_case.add_argument("case", metavar="CASE", help="the case's id")
+    show_case.add_argument("--store", metavar="URL", required=True, help=store_help)
+    show_case.add_argument("--json", action="store_true", help="print one JSON object")
+    resume = case_commands.add_parser(
+        "resume",
+        help="carry on every unfinished case, until each ends or waits for external work",
+        description=(
+            "Open the store in an engine (taking its lock), resume every unfinished case (auto items "
+            "that were running run again, with the same idempotency key), and wait until each case "
+            "ends or only external work could move it on."
+        ),
+        epilog="exit codes: 0 every resumed case completed (or none was unfinished), 1 one failed or was "
+        "cancelled, or the store failed, 2 bad input, 3 one waits for external work",
+    )
+    resume.add_argument("--store", metavar="URL", required=True, help=store_help)
+    resume.add_argument(
+        "--config", metavar="FILE", help=f"the engine configuration (default: ${CONFIG_ENV}, ./{CONFIG_FILE})"
+    )
+    resume.add_argument(
+        "--backend", choices=BACKENDS, default="asyncio", help="the async backend (default: asyncio)"
+    )
+    resume.add_argument("--json", action="store_true", help="print one JSON array: each case's outcome")
+    cancel = case_commands.add_parser(
+        "cancel",
+        help="cancel one unfinished case (and its sub-cases)",
+        description="Cancel CASE in the store: every item, timer and sub-case of it is withdrawn.",
+    )
+    cancel.add_argument("case", metavar="CASE", help="the case's id")
+    cancel.add_argument("--store", metavar="URL", required=True, help=store_help)
     return parser
 
 
@@ -205,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "compile": _compile,
             "show": _show,
             "patterns": _patterns,
+            "verify": _verify,
+            "cases": _cases,
         }[args.command]
         return command(args)
     except _BadInput as exc:
@@ -422,6 +496,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.backend == "trio" and importlib.util.find_spec("trio") is None:
         raise _BadInput("--backend trio: trio is not installed: pip install 'yawlflow[trio]'")
     spec = _load_spec(args.spec)
+    _check_store_path(args.store, must_exist=False)
     try:
         with _handler_path(config_path, config):
             result = _run_case(
@@ -441,7 +516,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     else:
-        _write_bytes(_summary(result, spec).encode())
+        _write_bytes(_summary(result, spec, store=args.store).encode())
     if result.status == "completed":
         return EXIT_COMPLETED
     if result.status == "waiting":
@@ -468,7 +543,9 @@ def _run_case(
     options: dict[str, Any] = {}
     if backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:
         options["use_uvloop"] = True
-    return anyio.run(go, backend=backend, backend_options=options)
+    with _one_error():
+        result: Result = anyio.run(go, backend=backend, backend_options=options)
+    return result
 
 
 def _print_json(result: Result) -> None:
@@ -503,7 +580,7 @@ def _write_bytes(data: bytes) -> None:
     sys.stdout.flush()
 
 
-def _summary(result: Result, spec: Spec) -> str:
+def _summary(result: Result, spec: Spec | None, store: str = "memory://") -> str:
     """The human summary of ``run``: status, the path of completed tasks, error or offers, data."""
     import orjson
 
@@ -513,7 +590,8 @@ def _summary(result: Result, spec: Spec) -> str:
     for record in result.trace:
         if record["event"] == "item.completed" and record["task"] is not None:
             task = str(record["task"])
-            path.append(task if record["net"] == spec.root else f"{record['net']}.{task}")
+            root = spec.root if spec is not None else (result.trace[0]["net"] if result.trace else None)
+            path.append(task if record["net"] == root else f"{record['net']}.{task}")
     lines.append(f"path: {' -> '.join(path) if path else '(no task completed)'}")
     if result.error is not None:
         lines.append(f"error: {result.error}")
@@ -525,6 +603,8 @@ def _summary(result: Result, spec: Spec) -> str:
                 lines.append(f"  item {item.id}: {item.task}{instance} (net {item.net}, case {item.case})")
         else:
             lines.append("offered: none (the case waits for a signal)")
+        if not store.startswith("memory:"):
+            lines.append(f"stored: `yawlflow cases resume --store {store}` goes on with it later")
     lines.append(f"data: {orjson.dumps(result.data, default=str).decode()}")
     return "\n".join(lines) + "\n"
 
@@ -701,6 +781,343 @@ def _pattern_run(args: argparse.Namespace) -> int:
     lines.append(f"{held} of {len(verdicts)} properties hold")
     _write_bytes(("\n".join(lines) + "\n").encode())
     return EXIT_COMPLETED if ok else EXIT_FAILED
+
+
+# -- durable stores: verify, cases ------------------------------------------------------------
+
+
+def _check_store_path(url: str, *, must_exist: bool) -> None:
+    """A bad ``--store`` URL or path is bad input (exit 2), found before anything is opened."""
+    from ._errors import ConfigError
+    from ._store import check_store_url
+
+    try:
+        scheme = check_store_url(url)
+    except ConfigError as exc:
+        raise _BadInput(f"--store: {exc}") from None
+    if scheme != "sqlite":
+        return
+    from ._sqlite import _path_of_url
+
+    try:
+        path = _path_of_url(url.split("?", 1)[0])
+    except ConfigError as exc:
+        raise _BadInput(f"--store: {exc}") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise _BadInput(f"{path}: --store: that is a directory; name the store's database file")
+    if must_exist and not os.path.exists(path):
+        raise _BadInput(
+            f"{path}: --store {url}: no such store (check the path: sqlite:///relative.db, sqlite:////absolute.db)"
+        )
+    if not os.path.isdir(folder):
+        raise _BadInput(f"{path}: --store {url}: the folder {folder} does not exist; create it first")
+
+
+def _open_readonly(url: str) -> SqliteStore:
+    """Open a durable store for reading (no lock: an engine may be running on it)."""
+    from ._errors import ConfigError, StoreError
+    from ._store import check_store_url
+
+    try:
+        scheme = check_store_url(url)
+    except ConfigError as exc:
+        raise _BadInput(f"--store: {exc}") from None
+    if scheme == "memory":
+        raise _BadInput(
+            f"--store {url}: the in-memory store lives only inside one engine and keeps nothing between "
+            "commands; give a durable store, e.g. --store sqlite:///cases.db"
+        )
+    _check_store_path(url, must_exist=True)
+    from ._sqlite import open_sqlite_url
+
+    try:
+        return open_sqlite_url(url, readonly=True)
+    except (ConfigError, StoreError) as exc:
+        raise _BadInput(f"yawlflow: {exc}") from None
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """``yawlflow verify --store URL [CASE]``: 0 every chain holds, 1 one is broken."""
+    import orjson
+
+    from ._errors import StoreError
+
+    with _open_readonly(args.store) as store:
+        try:
+            problems = store.verify(args.case)
+            records = [store.record(args.case)] if args.case is not None else store.records()
+            heads = {r.case: store.head(r.case)[0] + 1 for r in records}
+        except StoreError as exc:
+            raise _BadInput(f"yawlflow verify: {exc}") from None
+    n_records = sum(heads.values())
+    if args.json:
+        payload = {
+            "ok": not problems,
+            "cases": len(heads),
+            "records": n_records,
+            "problems": [{"case": p.case, "seq": p.seq, "message": p.message} for p in problems],
+        }
+        _write_bytes(orjson.dumps(payload, option=orjson.OPT_APPEND_NEWLINE))
+        return EXIT_FAILED if problems else EXIT_COMPLETED
+    what = f"case {args.case}" if args.case is not None else f"{len(heads)} case{'s' * (len(heads) != 1)}"
+    if not problems:
+        print(f"ok: every chain holds ({what}, {n_records} record{'s' * (n_records != 1)})")
+        return EXIT_COMPLETED
+    for problem in problems:
+        print(f"BROKEN {problem}")
+    print(f"{len(problems)} broken chain{'s' * (len(problems) != 1)} or snapshot{'s' * (len(problems) != 1)} "
+          f"in {what}: the first broken record of each is named above", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _cases(args: argparse.Namespace) -> int:
+    command = getattr(args, "cases_command", None)
+    if command is None:
+        raise _BadInput(
+            "yawlflow cases: name a command: list, show, resume or cancel (e.g. yawlflow cases list --store "
+            "sqlite:///cases.db)", "(see: yawlflow cases --help)"
+        )
+    handler = {"list": _cases_list, "show": _cases_show, "resume": _cases_resume, "cancel": _cases_cancel}[command]
+    return handler(args)
+
+
+def _cases_list(args: argparse.Namespace) -> int:
+    import orjson
+
+    with _open_readonly(args.store) as store:
+        records = store.records(status=args.status, tenant=args.tenant)
+        versions = {r.case: store.spec_version(r.case)[:12] for r in records}
+    if args.json:
+        rows = [{"case": r.case, "status": r.status, "spec_id": r.spec_id, "version": versions[r.case],
+                 "net": r.net, "tenant": r.tenant, "parent": r.parent} for r in records]
+        _write_bytes(orjson.dumps(rows, option=orjson.OPT_APPEND_NEWLINE))
+        return EXIT_COMPLETED
+    if not records:
+        filters = [f"{k} {v}" for k, v in (("status", args.status), ("tenant", args.tenant)) if v is not None]
+        print(f"no cases{' with ' + ' and '.join(filters) if filters else ''} in {args.store}")
+        return EXIT_COMPLETED
+    head = ("CASE", "STATUS", "SPEC", "VERSION", "NET", "TENANT", "PARENT")
+    rows_ = [(r.case, r.status, r.spec_id, versions[r.case], r.net, r.tenant or "-", r.parent or "-")
+             for r in records]
+    widths = [max(len(str(row[i])) for row in (head, *rows_)) for i in range(len(head))]
+    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in (head, *rows_)]
+    _write_bytes(("\n".join(lines) + "\n").encode())
+    return EXIT_COMPLETED
+
+
+_LIFECYCLE = {
+    "item.enabled": "enabled", "item.offered": "offered", "item.started": "started", "item.completed": "completed",
+    "item.cancelled": "cancelled", "item.failed": "failed", "item.retried": "retried",
+}
+
+
+def _cases_show(args: argparse.Namespace) -> int:
+    """``yawlflow cases show CASE``: the record, each work item's lifecycle, the trace."""
+    import msgspec
+    import orjson
+
+    from ._compiled import compile_spec
+    from ._errors import StoreError, YawlflowError
+    from ._runner import NetRunner
+    from ._spec._model import Spec
+
+    with _open_readonly(args.store) as store:
+        try:
+            record = store.record(args.case)
+        except StoreError:
+            raise _BadInput(f"yawlflow cases show: no case {args.case!r} in {args.store} (list them with: "
+                            f"yawlflow cases list --store {args.store})") from None
+        try:
+            version = store.spec_version(args.case)
+            spec = store.spec_of(args.case)
+            events = store.events(args.case)
+            children = [r for r in store.records() if r.parent == args.case]
+        except StoreError as exc:
+            print(f"yawlflow: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    trace: list[dict[str, Any]] = []
+    problem: str | None = None
+    if not isinstance(spec, Spec):
+        problem = "its stored spec is not a yawlflow spec: the trace cannot be rebuilt"
+    else:
+        try:
+            runner = NetRunner(compile_spec(spec).net(record.net))
+            state = None
+            for seq, event in enumerate(events):
+                if state is None:
+                    from ._events import CaseStarted
+
+                    if not isinstance(event, CaseStarted):
+                        raise StoreError(f"record 0 is a {type(event).__name__}, not a case_started record")
+                    state = runner.initial_state(event)
+                try:
+                    trace.extend(runner.handle(state, event).trace)
+                except YawlflowError as exc:
+                    raise StoreError(f"record {seq} does not apply: {exc}") from None
+        except (YawlflowError, KeyError) as exc:
+            problem = f"the trace stops early: {exc}"
+    items: dict[int, dict[str, Any]] = {}
+    for rec in trace:
+        state_name = _LIFECYCLE.get(str(rec["event"]))
+        if state_name is None or rec["item"] is None:
+            continue
+        entry = items.setdefault(int(rec["item"]), {"id": rec["item"], "task": rec["task"], "instance": rec["instance"],
+                                                     "states": []})
+        entry["states"].append(state_name)
+    if args.json:
+        payload = {
+            "case": record.case, "status": record.status, "spec_id": record.spec_id, "version": version,
+            "net": record.net, "tenant": record.tenant, "parent": record.parent,
+            "sub_cases": [{"case": c.case, "status": c.status} for c in children],
+            "work_items": list(items.values()), "trace": trace,
+            "events": msgspec.to_builtins(events), "problem": problem,
+        }
+        try:
+            text = orjson.dumps(payload, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:
+            text = msgspec.json.encode(payload) + b"\n"
+        _write_bytes(text)
+        return EXIT_COMPLETED
+    lines = [
+        f"case {record.case}: {record.status}",
+        f"spec: {record.spec_id} (version {version[:12]}), net {record.net}",
+    ]
+    if record.tenant is not None:
+        lines.append(f"tenant: {record.tenant}")
+    if record.parent is not None:
+        lines.append(f"parent: {record.parent}")
+    for child in children:
+        lines.append(f"sub-case: {child.case} ({child.status})")
+    lines.append(f"events: {len(events)}")
+    lines.append("work items:" if items else "work items: none")
+    for entry in items.values():
+        instance = f"[{entry['instance']}]" if entry["instance"] is not None else ""
+        lines.append(f"  item {entry['id']:>3}  {entry['task']}{instance}: {' -> '.join(entry['states'])}")
+    lines.append("trace:")
+    for rec in trace:
+        instance = f"[{rec['instance']}]" if rec["instance"] is not None else ""
+        task = f" {rec['task']}{instance}" if rec["task"] is not None else ""
+        item = f" (item {rec['item']})" if rec["item"] is not None else ""
+        data = f"  {orjson.dumps(rec['data'], default=str).decode()}" if rec["data"] else ""
+        lines.append(f"  {rec['seq']:>3}  {rec['event']}{task}{item}{data}")
+    if problem is not None:
+        lines.append(f"problem: {problem} (check the chain with: yawlflow verify --store {args.store} {record.case})")
+    _write_bytes(("\n".join(lines) + "\n").encode())
+    return EXIT_COMPLETED
+
+
+def _run_engine(url: str, backend: str, config: dict[str, Any], job: Any) -> Any:
+    """Run ``await job(engine)`` in an engine on the store ``url``; store errors are exit 1."""
+    import importlib.util
+
+    import anyio
+
+    from ._engine import Engine
+
+    async def go() -> Any:
+        async with Engine(store=url, config=config) as engine:
+            return await job(engine)
+
+    options: dict[str, Any] = {}
+    if backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:
+        options["use_uvloop"] = True
+    with _one_error():
+        return anyio.run(go, backend=backend, backend_options=options)
+
+
+@contextmanager
+def _one_error() -> Iterator[None]:
+    """Raise the one error a task group wrapped (anyio groups what the engine's body raised)."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        errors = group.exceptions
+        while len(errors) == 1 and isinstance(errors[0], BaseExceptionGroup):
+            errors = errors[0].exceptions
+        if len(errors) == 1 and isinstance(errors[0], Exception):
+            raise errors[0] from None
+        raise
+
+
+def _cases_resume(args: argparse.Namespace) -> int:
+    """``yawlflow cases resume --store URL``: carry on every unfinished case until it ends or waits."""
+    import importlib.util
+
+    import msgspec
+    import orjson
+
+    from ._errors import ConfigError, StoreError
+
+    _check_store_path(args.store, must_exist=True)
+    config_path = _config_path(args.config)
+    config = _load_config(config_path) if config_path is not None else {}
+    if args.backend == "trio" and importlib.util.find_spec("trio") is None:
+        raise _BadInput("--backend trio: trio is not installed: pip install 'yawlflow[trio]'")
+
+    async def job(engine: Any) -> list[Result]:
+        resumed = await engine.resume()
+        return [await case._settled() for case in resumed]
+
+    try:
+        with _handler_path(config_path, config):
+            results: list[Result] = _run_engine(args.store, args.backend, config, job)
+    except ConfigError as exc:
+        where = f"{config_path}: " if config_path is not None and str(exc).startswith("config") else ""
+        raise _BadInput(f"yawlflow: {where}{exc}") from None
+    except StoreError as exc:
+        print(f"yawlflow: store error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        rows = []
+        for r in results:
+            row: dict[str, Any] = {"case_id": r.case_id, "status": r.status, "data": r.data, "trace": r.trace}
+            if r.error is not None:
+                row["error"] = r.error
+            if r.status == "waiting":
+                row["offered"] = msgspec.to_builtins(r.offered)
+            rows.append(row)
+        try:
+            text = orjson.dumps(rows, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:
+            text = msgspec.json.encode(rows) + b"\n"
+        _write_bytes(text)
+    elif not results:
+        print(f"nothing to resume: no unfinished case in {args.store}")
+    else:
+        for r in results:
+            _write_bytes(_summary(r, None, store=args.store).encode())
+    statuses = {r.status for r in results}
+    if statuses & {"failed", "cancelled"}:
+        return EXIT_FAILED
+    if "waiting" in statuses:
+        return EXIT_WAITING
+    return EXIT_COMPLETED
+
+
+def _cases_cancel(args: argparse.Namespace) -> int:
+    """``yawlflow cases cancel CASE --store URL``: cancel one unfinished case (it is not resumed first)."""
+    from ._errors import InvalidEventError, StoreError
+
+    _check_store_path(args.store, must_exist=True)
+
+    async def job(engine: Any) -> str:
+        case = engine.case(args.case)  # folded back dormant: nothing it was running starts again
+        if case.status != "running":
+            raise InvalidEventError(f"case {args.case!r} has already ended ({case.status}): nothing to cancel")
+        await case.cancel()
+        return str(case.status)
+
+    try:
+        status = _run_engine(args.store, "asyncio", {}, job)
+    except InvalidEventError as exc:
+        raise _BadInput(f"yawlflow cases cancel: {exc}") from None
+    except StoreError as exc:
+        print(f"yawlflow: store error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"case {args.case}: {status}")
+    return EXIT_COMPLETED
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m yawlflow.cli`

@@ -387,7 +387,7 @@ def test_known_strategies_are_accepted(capsys: pytest.CaptureFixture[str], strat
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("sqlite:///cases.db", "the sqlite store is not part of this release"),
+        ("postgresql://localhost/cases", "the PostgreSQL store is not part of this release"),
         ("redis://x", "unknown store URL"),
     ],
 )
