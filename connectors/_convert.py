@@ -52,7 +52,7 @@ def _dec_hook(cls: type, value: Any) -> Any:
             except ValueError as exc:
                 raise ValueError(f"{exc}: {DURATION_HINT}") from None
         raise ValueError(f"expected a duration, got {type(value).__name__}: {DURATION_HINT}")
-    raise NotImplementedError(cls)
+    raise TypeError(f"yawlflow.connectors cannot decode a value into {cls!r}")
 
 
 def _structs_in(tp: Any) -> list[type[msgspec.Struct]]:

@@ -74,7 +74,7 @@ class TestShell(OnEveryBackend):
             bad_configs=[BadConfig(config={"command": 1}, path="command"),
                          BadConfig(config={"command": PY, "args": ["{0}"]}, path=""),
                          BadConfig(config={"command": PY, "output": "xml"}, path="output")],
-            blocking=Call(config={"command": PY, "args": ["-c", "import time; time.sleep(60)"]}),
+            blocking=Call(config={"command": PY, "args": ["-c", "import threading; threading.Event().wait()"]}),
             key_seen=lambda output: output["key"] if output else None,
             name="shell",
         )

@@ -24,6 +24,7 @@ pytestmark = [
 ]
 
 PY = sys.executable
+BLOCK_FOREVER = "import threading; threading.Event().wait()"  # a child that runs until it is stopped
 
 
 def shell(**config: Any) -> Any:
@@ -79,7 +80,7 @@ async def test_the_time_limit_kills_it_on_the_engine_clock(connector: ShellConne
 
     async def run() -> None:
         try:
-            await connector.call(shell(args=["-c", "import time; time.sleep(60)"], timeout="5s"), {}, item_context())
+            await connector.call(shell(args=["-c", BLOCK_FOREVER], timeout="5s"), {}, item_context())
         except ConnectorTimeoutError as exc:
             failed.append(exc)
 
@@ -117,7 +118,7 @@ async def test_cancelling_the_caller_kills_the_process(connector: ShellConnector
     token = f"yawlflow-test-{uuid.uuid4().hex}"
     fifo = tmp_path / "up"
     os.mkfifo(fifo)
-    script = f"open({str(fifo)!r}, 'w').write('up'); import time; time.sleep(60)"
+    script = f"open({str(fifo)!r}, 'w').write('up'); import threading; threading.Event().wait()"
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as tg:
             tg.start_soon(connector.call, shell(args=["-c", script, token]), {}, item_context())
@@ -132,7 +133,7 @@ async def test_a_call_cancelled_while_spawning_leaves_no_process(connector: Shel
     token = f"yawlflow-test-{uuid.uuid4().hex}"
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(connector.call, shell(args=["-c", "import time; time.sleep(60)", token]), {}, item_context())
+            tg.start_soon(connector.call, shell(args=["-c", BLOCK_FOREVER, token]), {}, item_context())
             await anyio.lowlevel.checkpoint()  # the call has begun, its spawn may not have ended
             scope.cancel()
     if Path("/proc/self/cmdline").exists():
