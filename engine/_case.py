@@ -33,17 +33,22 @@ from ._effects import ArmTimer, CancelItem, CaseFinished, DisarmTimer, Effect, S
 from ._errors import ConfigError, InvalidEventError, StoreError, YawlflowInternalError
 from ._events import (
     CaseCancelRequested,
+    CaseResumed,
     CaseStarted,
+    CaseSuspended,
     Event,
     ForceCompleteRequested,
     InstanceAdded,
     ItemCancelRequested,
     ItemCompleted,
     ItemFailed,
+    ItemResumed,
     ItemStarted,
+    ItemSuspended,
     SignalForwarded,
     SignalReceived,
     TimerFired,
+    fingerprint,
 )
 from ._handlers import ItemContext, _Entry
 from ._runner import Step, TraceRecord
@@ -68,6 +73,8 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True):
         instance: its instance number in a multiple-instance task, else ``None``.
         state: enabled, offered, started, completed, cancelled or failed.
         data: its input, once started; else ``None``.
+        suspended: whether it is suspended (``case.suspend_item``): it cannot be started or
+            completed, nor its handler run, until resumed.
     """
 
     id: int
@@ -77,6 +84,7 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True):
     instance: int | None
     state: str
     data: dict[str, Any] | None = None
+    suspended: bool = False
 
 
 class Result(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,6 +120,20 @@ def _check_data(data: object, what: str) -> dict[str, Any]:
         ) from None
 
 
+def _check_key(key: object) -> str | None:
+    """An idempotency key as given to an API call: ``None``, or a non-empty string of at most 200 characters."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key or len(key) > 200:
+        raise InvalidEventError(f"an idempotency key must be a non-empty string of at most 200 characters, not "
+                                f"{key!r:.60}")
+    return key
+
+
+_ENDED = {"item.completed": "has already completed", "item.cancelled": "was withdrawn or cancelled",
+          "item.failed": "has failed"}
+
+
 class Case:
     """A handle on one case. Created by :meth:`Engine.start`; never construct it directly.
 
@@ -126,8 +148,8 @@ class Case:
     # slots: 10,000 waiting cases hold 10,000 of these; a __dict__ of ~30 attributes is 1.6 KiB each
     __slots__ = (
         "_children", "_detached", "_done", "_draining", "_driving", "_engine", "_finished", "_forwarding",
-        "_history", "_hosted", "_inbox", "_parent", "_parent_item", "_pending", "_ready", "_ready_event", "_rng",
-        "_root", "_runner", "_scopes", "_spec", "_state", "_tg", "_timer_loop_started", "_timer_scope",
+        "_held", "_history", "_hosted", "_inbox", "_parent", "_parent_item", "_pending", "_ready", "_ready_event",
+        "_rng", "_root", "_runner", "_scopes", "_spec", "_state", "_tg", "_timer_loop_started", "_timer_scope",
         "_timer_wakeup", "_timers", "_trace", "_waiters", "id", "net", "tenant",
     )
 
@@ -170,12 +192,15 @@ class Case:
         self._driving = False  # root only, seeded mode only: the driver task was spawned
         # a case folded back from a durable store: its trace before that, rebuilt on demand
         self._history: _History | None = None
+        # what a suspended case (or item) would have started: handlers and due timers, run on resume
+        self._held: list[StartItem | TimerFired] | None = None
 
     # -- public API ------------------------------------------------------------------------------
     @property
     def status(self) -> str:
-        """running, completed, failed or cancelled."""
-        return self._state.status
+        """running, suspended, completed, failed or cancelled."""
+        state = self._state
+        return "suspended" if state.suspended and state.status == "running" else state.status
 
     @property
     def data(self) -> dict[str, Any]:
@@ -204,56 +229,95 @@ class Case:
         if state is not None and state not in states:
             raise InvalidEventError(f"unknown work-item state {state!r} (use one of: {', '.join(states)})")
         out = []
+        paused = self._state.paused or ()
         for rec in self._state.items.values():
             if state is None or rec.state == state:
                 out.append(WorkItem(id=rec.id, case=self.id, task=rec.task, net=rec.net, instance=rec.instance,
-                                    state=rec.state, data=dict(rec.data) if rec.data is not None else None))
+                                    state=rec.state, data=dict(rec.data) if rec.data is not None else None,
+                                    suspended=rec.id in paused))
+        if state in ("completed", "cancelled", "failed"):  # ended items live on in the trace only
+            event = "item.cancelled" if state == "cancelled" else f"item.{state}"
+            for r in self.trace:
+                if r["case"] == self.id and r["event"] == event and r["item"] is not None:
+                    out.append(WorkItem(id=int(r["item"]), case=self.id, task=str(r["task"]), net=str(r["net"]),
+                                        instance=r["instance"], state=state,
+                                        data=r["data"] if state == "completed" else None))
         return out
 
-    async def start_item(self, item_id: int) -> None:
+    async def start_item(self, item_id: int, *, key: str | None = None) -> None:
         """Start an offered item (claiming it: in a deferred choice, the others are withdrawn).
 
-        Raises:
-            InvalidEventError: the item is not offered (never was, or already started, withdrawn...).
-        """
-        self._external(item_id)
-        self._api(ItemStarted(item=item_id, at_ns=self._now()))
-        if self._engine._durable_store:
-            await self._engine._ack()
+        Args:
+            item_id: the item.
+            key: an idempotency key: a repeated call with the same key changes nothing and
+                returns as the first did (also after a restart: keys are in the case's log).
 
-    async def complete(self, item_id: int, output: Mapping[str, Any] | None = None) -> None:
+        Raises:
+            InvalidEventError: the item is not offered (never was, or already started, withdrawn...),
+                the case or item is suspended, or ``key`` was used for another call.
+        """
+        event = ItemStarted(item=item_id, key=_check_key(key), at_ns=self._now())
+        if not self._repeat(event):
+            self._external(item_id)
+            self._api(event)
+        await self._acked()
+
+    async def complete(self, item_id: int, output: Mapping[str, Any] | None = None, *,
+                       key: str | None = None) -> None:
         """Complete an offered or started external item with ``output`` (merged into the case data).
 
-        Raises:
-            InvalidEventError: the item is not a live external item, or ``output`` is not a JSON object.
-        """
-        self._external(item_id)
-        data = _check_data(output, f"the output of item {item_id}")
-        self._api(ItemCompleted(item=item_id, output=data, at_ns=self._now()))
-        if self._engine._durable_store:
-            await self._engine._ack()
+        Args:
+            item_id: the item.
+            output: its output, a JSON object.
+            key: an idempotency key (see :meth:`start_item`).
 
-    async def cancel_item(self, item_id: int) -> None:
+        Raises:
+            InvalidEventError: the item is not a live external item (the message says whether it
+                completed, was withdrawn or failed), ``output`` is not a JSON object, the case or
+                item is suspended, or ``key`` was used for another call.
+        """
+        data = _check_data(output, f"the output of item {item_id}")
+        event = ItemCompleted(item=item_id, output=data, key=_check_key(key), at_ns=self._now())
+        if not self._repeat(event):
+            self._external(item_id)
+            self._api(event)
+        await self._acked()
+
+    async def cancel_item(self, item_id: int, *, key: str | None = None) -> None:
         """Withdraw an enabled or offered item, or halt a started one (WCP-19); the case goes on.
 
         Raises:
-            InvalidEventError: no live item has that id.
+            InvalidEventError: no live item has that id (the message says what became of it), or
+                ``key`` was used for another call.
         """
-        self._api(ItemCancelRequested(item=item_id, at_ns=self._now()))
-        if self._engine._durable_store:
-            await self._engine._ack()
+        event = ItemCancelRequested(item=item_id, key=_check_key(key), at_ns=self._now())
+        if not self._repeat(event):
+            if item_id not in self._state.items:
+                raise self._gone(item_id)
+            self._api(event)
+        await self._acked()
 
-    async def signal(self, name: str, data: Mapping[str, Any] | None = None) -> None:
+    async def signal(self, name: str, data: Mapping[str, Any] | None = None, *, key: str | None = None) -> None:
         """Send the signal ``name`` (with ``data`` to merge into the case data) to the case.
 
         Transient triggers waiting now take it, else it is lost; persistent ones keep it.
 
+        Args:
+            name: the signal's name.
+            data: data to merge into the case data, a JSON object.
+            key: an idempotency key (see :meth:`start_item`).
+
         Raises:
-            InvalidEventError: the case has ended, ``name`` is empty, or ``data`` is not a JSON object.
+            InvalidEventError: the case has ended or is suspended, ``name`` is empty, ``data`` is
+                not a JSON object, or ``key`` was used for another call.
         """
         if not isinstance(name, str) or not name:
             raise InvalidEventError(f"a signal name must be a non-empty string, not {name!r}")
         payload = _check_data(data, f"the data of signal {name!r}") or None
+        key = _check_key(key)
+        if key is not None and self._repeat(SignalReceived(signal=name, data=payload, key=key)):
+            await self._acked()
+            return
         if self._finished:
             raise InvalidEventError(f"case {self.id!r} has ended ({self.status}): it takes no more calls")
         # One signal for the whole case tree: every transient waiter in it gets it; one case (the
@@ -266,10 +330,71 @@ class Case:
         for case in tree:
             if case is self or case is owner or waits[case.id][0]:
                 case._api(SignalReceived(signal=name, data=payload, persistent=case is owner or case is keeper,
-                                         keep=case is keeper, at_ns=self._now()))
+                                         keep=case is keeper, key=key if case is self else None,
+                                         at_ns=self._now()))
         self._root._forward_signals()
-        if self._engine._durable_store:
-            await self._engine._ack()
+        await self._acked()
+
+    async def suspend(self) -> None:
+        """Suspend the case and its sub-cases: they start nothing new until :meth:`resume`.
+
+        Handlers already running finish and their results are applied, but what they enable
+        waits: no handler starts, no timer fires, and offered items stay offered but cannot be
+        started or completed; signals, new instances and force-completion are refused. Cancelling
+        still works. The suspension is in the case's log: a case suspended when its engine
+        stopped is suspended after ``Engine.resume()`` too.
+
+        Raises:
+            InvalidEventError: the case has ended or is already suspended.
+        """
+        if not self._finished and self._state.suspended:
+            raise InvalidEventError(f"case {self.id!r} is already suspended")
+        for case in self._tree():
+            if not case._state.suspended:
+                case._api(CaseSuspended(at_ns=self._now()))
+                case._set_status("suspended")
+        await self._acked()
+
+    async def resume(self) -> None:
+        """Resume the suspended case (and its sub-cases): what waited starts now.
+
+        Raises:
+            InvalidEventError: the case is not suspended (or has ended).
+        """
+        if not self._finished and not self._state.suspended:
+            raise InvalidEventError(f"case {self.id!r} is not suspended: there is nothing to resume")
+        for case in self._tree():
+            if case._state.suspended:
+                case._api(CaseResumed(at_ns=self._now()))
+                case._set_status("running")
+        for case in self._tree():
+            case._release()
+        await self._acked()
+
+    async def suspend_item(self, item_id: int) -> None:
+        """Suspend one item: an offered one cannot be started or completed, an enabled one's handler
+        does not start when it is triggered, until :meth:`resume_item`.
+
+        Raises:
+            InvalidEventError: no live item has that id, it is already suspended, or its handler
+                or sub-case is running (suspend the case instead, or halt it with ``cancel_item``).
+        """
+        if item_id not in self._state.items and not self._finished:
+            raise self._gone(item_id)
+        self._api(ItemSuspended(item=item_id, at_ns=self._now()))
+        await self._acked()
+
+    async def resume_item(self, item_id: int) -> None:
+        """Resume a suspended item (what waited for it starts, unless the case is suspended).
+
+        Raises:
+            InvalidEventError: no live item has that id, or it is not suspended.
+        """
+        if item_id not in self._state.items and not self._finished:
+            raise self._gone(item_id)
+        self._api(ItemResumed(item=item_id, at_ns=self._now()))
+        self._release()
+        await self._acked()
 
     async def add_instance(self, task: str, data: Mapping[str, Any] | None = None) -> None:
         """Add an instance to the running dynamic multiple-instance task ``task`` (WCP-15).
@@ -283,8 +408,7 @@ class Case:
         """
         payload = _check_data(data, f"the data of the new instance of {task!r}")
         self._api(InstanceAdded(task=task, data=payload, at_ns=self._now()))
-        if self._engine._durable_store:
-            await self._engine._ack()
+        await self._acked()
 
     async def force_complete(self, task: str) -> None:
         """Complete the running multiple-instance task ``task`` now (WCP-27).
@@ -295,8 +419,7 @@ class Case:
             InvalidEventError: no multiple-instance task of that name is running.
         """
         self._api(ForceCompleteRequested(task=task, at_ns=self._now()))
-        if self._engine._durable_store:
-            await self._engine._ack()
+        await self._acked()
 
     async def cancel(self) -> None:
         """Cancel the whole case (WCP-20): every item, timer and sub-case is withdrawn.
@@ -305,8 +428,7 @@ class Case:
             InvalidEventError: the case has already ended.
         """
         self._api(CaseCancelRequested(at_ns=self._now()))
-        if self._engine._durable_store:
-            await self._engine._ack()
+        await self._acked()
 
     async def idle(self) -> None:
         """Return once no auto work runs in the case (or its sub-cases) and it waits or is done."""
@@ -326,8 +448,79 @@ class Case:
     def _now(self) -> int:
         return self._engine.clock.now_ns()
 
+    async def _acked(self) -> None:
+        if self._engine._durable_store:
+            await self._engine._ack()
+
+    def _repeat(self, event: ItemStarted | ItemCompleted | ItemCancelRequested | SignalReceived) -> bool:
+        """Whether ``event``'s idempotency key was applied already (then the call is a no-op).
+
+        Raises:
+            InvalidEventError: the key was used for a call that asked for something else.
+        """
+        key = event.key
+        keys = self._state.keys
+        if key is None or keys is None or key not in keys:
+            return False
+        if keys[key] != fingerprint(event):
+            raise InvalidEventError(
+                f"case {self.id!r}: idempotency key {key!r} was used for another call ({keys[key].split(':')[0]} "
+                f"of {keys[key].split(':')[1]}) or with other data: a key names one call; use a new key"
+            )
+        return True
+
+    def _gone(self, item_id: object) -> InvalidEventError:
+        """The error for a call about an item that is not live: what became of it, if it ever was."""
+        ended = f"; the case has ended ({self.status})" if self._finished else ""
+        for r in reversed(self.trace):
+            if r["case"] == self.id and r["item"] == item_id and r["event"] in _ENDED:
+                return InvalidEventError(
+                    f"case {self.id!r}: item {item_id} ({r['task']!r}) {_ENDED[str(r['event'])]} (trace seq "
+                    f"{r['seq']}){ended}: the call changes nothing"
+                )
+        return InvalidEventError(f"case {self.id!r}: no live item {item_id!r} (it was never created){ended}: list "
+                                 "live items with case.work_items()")
+
+    def _set_status(self, status: str) -> None:
+        store = self._engine._store
+        if store is not None:
+            store.set_status(self.id, status)
+
+    def _release(self) -> None:
+        """Start what the case held while it (or one of its items) was suspended."""
+        held = self._held
+        if not held or self._finished or self._state.suspended:
+            return
+        paused = self._state.paused or ()
+        keep: list[StartItem | TimerFired] = []
+        self._held = None
+        for what in held:
+            if what.item in paused or what.item not in self._state.items:
+                if what.item in self._state.items:
+                    keep.append(what)
+                continue
+            if isinstance(what, StartItem):
+                self._start_item(what)
+            else:
+                self._inbox.append(what)
+        if keep:
+            self._held = keep + (self._held or [])
+        self._drain()
+
+    def _hold(self, what: StartItem | TimerFired) -> bool:
+        """Keep ``what`` for later if the case or its item is suspended."""
+        state = self._state
+        if not state.suspended and (state.paused is None or what.item not in state.paused):
+            return False
+        if self._held is None:
+            self._held = []
+        self._held.append(what)
+        return True
+
     def _external(self, item_id: int) -> None:
         rec = self._state.items.get(item_id)
+        if rec is None:
+            raise self._gone(item_id)
         if rec is not None and self._runner.net.kind[rec.tid] != KIND_EXTERNAL:
             raise InvalidEventError(
                 f"case {self.id!r}: item {item_id} ({rec.task!r}) is an automatic item run by its handler; "
@@ -486,6 +679,8 @@ class Case:
             self._finish(effect)
 
     def _start_item(self, effect: StartItem) -> None:
+        if (self._state.suspended or self._state.paused is not None) and self._hold(effect):
+            return
         task = self._runner.net.tasks[self._runner.net.task_ids[effect.task]]
         if task.run is None:  # pragma: no cover
             raise YawlflowInternalError("task.run is unset: this is a bug; please report it")
@@ -653,7 +848,9 @@ class Case:
             for deadline, key in sorted((d, k) for k, d in self._timers.items() if d <= now):
                 if self._timers.get(key) == deadline:
                     del self._timers[key]
-                    self._post(TimerFired(item=key[0], purpose=key[1], at_ns=now))
+                    fired = TimerFired(item=key[0], purpose=key[1], at_ns=now)
+                    if not self._hold(fired):  # a suspended case's timers fire when it resumes
+                        self._post(fired)
 
     async def _driver(self) -> None:
         """Seeded mode: run the tree's ready items one at a time, in a seed-chosen order."""

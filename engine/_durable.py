@@ -110,6 +110,10 @@ class _Image(msgspec.Struct, kw_only=True, frozen=True):
     flags: int
     error: str | None
     timers: list[tuple[int, str, int]]
+    # added after IMAGE_VERSION 1 was released: defaults keep older images readable
+    suspended: bool = False
+    paused: list[int] = []
+    keys: dict[str, str] = {}
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
@@ -139,6 +143,7 @@ def encode_image(state: CaseState, timers: dict[TimerKey, int]) -> bytes:
         mutex=state.mutex, status=state.status, next_item=state.next_item, seq=state.seq, seed=state.seed,
         flags=state.flags, error=state.error,
         timers=sorted((item, purpose, deadline) for (item, purpose), deadline in timers.items()),
+        suspended=state.suspended, paused=sorted(state.paused or ()), keys=state.keys or {},
     )
     try:
         return _ENCODER.encode(image)
@@ -190,6 +195,9 @@ def decode_image(blob: bytes, blank: CaseState) -> tuple[CaseState, dict[TimerKe
     state.mutex = dict(image.mutex)
     state.status, state.next_item, state.seq = image.status, image.next_item, image.seq
     state.seed, state.flags, state.error = image.seed, image.flags, image.error
+    state.suspended = image.suspended
+    state.paused = set(image.paused) if image.paused else None
+    state.keys = dict(image.keys) if image.keys else None
     return state, {(item, purpose): deadline for item, purpose, deadline in image.timers}
 
 

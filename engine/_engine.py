@@ -20,6 +20,7 @@ key (after asking the handler's ``reconcile``), sub-cases reattached.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import os
@@ -32,7 +33,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from ._case import Case, _check_data, _History
+from ._case import Case, _check_data, _check_key, _History
 from ._clock import Clock, SystemClock
 from ._compiled import KIND_AUTO, KIND_COMPOSITE, CompiledSpec, compile_spec
 from ._durable import ImageError, UnstartedCaseError, encode_image, fold_case
@@ -51,6 +52,9 @@ __all__ = ("CaseInfo", "Engine")
 _log = logging.getLogger(__name__)
 
 CaseInfo = CaseRecord
+
+_UNFINISHED = ("running", "suspended")
+"""Store statuses of the cases that have not ended (a suspended case is folded back like a running one)."""
 
 
 class _Tree:
@@ -228,7 +232,7 @@ class Engine:
 
     # -- cases -------------------------------------------------------------------------------------
     async def start(self, spec: Spec | str | os.PathLike[str], data: Mapping[str, Any] | None = None, *,
-                    tenant: str | None = None) -> Case:
+                    tenant: str | None = None, key: str | None = None) -> Case:
         """Start a case of ``spec`` (a Spec, or a path to load) with ``data``.
 
         Returns once the case's first step is applied (routing up to the first wait). With a
@@ -236,10 +240,19 @@ class Engine:
         for a start that was not acknowledged); what the first step then does is written as a
         handler's result is, without a wait (ADR 0005).
 
+        Args:
+            spec: the spec, or a path to one.
+            data: the case data, a JSON object.
+            tenant: the tenant the case belongs to.
+            key: an idempotency key: the case's id is derived from it (and the tenant), so a
+                repeated start with the same key starts nothing and returns the case the first
+                call started — also after a restart, on a durable store.
+
         Raises:
             ConfigError: the engine is not running (use ``async with Engine() as engine``).
             SpecError: ``spec`` is a path to a bad spec.
-            InvalidEventError: ``data`` is not a JSON object.
+            InvalidEventError: ``data`` is not a JSON object; ``key`` is not a non-empty string,
+                or it started a case of another spec.
             StoreError: the store failed (the case may not have been stored).
         """
         if self._tg is None:
@@ -247,20 +260,20 @@ class Engine:
         if not isinstance(spec, Spec):
             spec = load(spec)
         payload = _check_data(data, "case data")
+        key = _check_key(key)
         compiled = self._compile(spec)
-        ids = self._ids
-        for _ in range(1000):
-            case_id = f"case-{ids.getrandbits(48):012x}" if ids is not None else f"case-{os.urandom(16).hex()}"
+        if key is not None:
+            case_id = "case-" + hashlib.sha256(f"{tenant or ''}\0{key}".encode()).hexdigest()[:32]
             case = Case(self, compiled, compiled.root, case_id, tenant=tenant)
             try:
                 case._create()
             except CaseExistsError:
-                if ids is None:
-                    raise
-                continue  # seeded ids repeat when an engine restarts on a durable store: draw the next
-            break
-        else:  # pragma: no cover - a thousand seeded ids in a row already taken
-            raise StoreError(f"no free case id after 1000 draws from seed {self.seed}: use another seed")
+                before = await self._started_before(case_id, key, compiled)
+                if before is not None:
+                    return before
+                # registered by a start that died before its first record: this call starts it
+        else:
+            case = self._new_case(compiled, tenant)
         self._register(case)
         if not self._durable_store:
             case._open(payload)  # no task yet: the case gets its host when it first needs one
@@ -276,6 +289,41 @@ class Engine:
             self._cases.pop(case.id, None)
             raise
         case._open_logged(started, seq)  # what it does next is written like a handler's result: soon
+        return case
+
+    def _new_case(self, compiled: CompiledSpec, tenant: str | None) -> Case:
+        """A new root case with a fresh id, registered in the store (not yet started)."""
+        ids = self._ids
+        for _ in range(1000):
+            case_id = f"case-{ids.getrandbits(48):012x}" if ids is not None else f"case-{os.urandom(16).hex()}"
+            case = Case(self, compiled, compiled.root, case_id, tenant=tenant)
+            try:
+                case._create()
+            except CaseExistsError:
+                if ids is None:
+                    raise
+                continue  # seeded ids repeat when an engine restarts on a durable store: draw the next
+            return case
+        raise StoreError(  # pragma: no cover - a thousand seeded ids in a row already taken
+            f"no free case id after 1000 draws from seed {self.seed}: use another seed")
+
+    async def _started_before(self, case_id: str, key: str, compiled: CompiledSpec) -> Case | None:
+        """The case a start with idempotency key ``key`` made before (``case_id`` derives from the key).
+
+        ``None`` when that start died before its first record reached the store (it was never
+        acknowledged): the caller starts the case now.
+        """
+        await self._ack()
+        try:
+            case = self.case(case_id)
+        except UnstartedCaseError:
+            return None
+        if case._state.status == "failed" and case._state.seq == 0:  # marked failed by a resume meanwhile
+            raise InvalidEventError(f"idempotency key {key!r}: the start with this key was interrupted before it was "
+                                    f"acknowledged (case {case_id!r} never started); use a new key")
+        if case._spec.id != compiled.id:
+            raise InvalidEventError(f"idempotency key {key!r} started case {case_id!r} of spec {case._spec.id!r}, "
+                                    f"not of {compiled.id!r}: a key names one start; use a new key")
         return case
 
     def case(self, case_id: str) -> Case:
@@ -304,7 +352,7 @@ class Engine:
         if store is None or record is None:
             raise InvalidEventError(f"no case {case_id!r} in this engine or its store (list them with "
                                     "engine.cases())")
-        if record.status != "running":
+        if record.status not in _UNFINISHED:
             return self._load_view(record)
         top = record
         while top.parent is not None:  # fold the whole tree from its root (or from an orphan)
@@ -312,7 +360,7 @@ class Engine:
                 above = store.record(top.parent)
             except StoreError:
                 break
-            if above.status != "running":
+            if above.status not in _UNFINISHED:
                 break
             top = above
         if top.case not in self._cases:
@@ -359,7 +407,7 @@ class Engine:
         if not self._durable_store:
             return []
         await store.durable()
-        running = store.records(status="running")
+        running = _unfinished(store)
         ids = {r.case for r in running}
         by_parent = self._running_by_parent(running)
         for record in running:
@@ -389,7 +437,7 @@ class Engine:
     # -- internals: folding cases back ---------------------------------------------------------
     def _running_by_parent(self, running: list[CaseRecord] | None = None) -> dict[str, list[CaseRecord]]:
         if running is None:
-            running = self.store.records(status="running")
+            running = _unfinished(self.store)
         out: dict[str, list[CaseRecord]] = {}
         for record in running:
             if record.parent is not None:
@@ -611,6 +659,11 @@ class Engine:
             runner = NetRunner(spec.net(net))
             hit = self._runners[key] = (runner, runner.initial_state(CaseStarted(case="", net=net)))
         return hit
+
+
+def _unfinished(store: Store) -> list[CaseRecord]:
+    """The cases of ``store`` that have not ended, in creation order."""
+    return [r for r in store.records() if r.status in _UNFINISHED]
 
 
 def _check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -7,23 +7,29 @@ the runner has no clock and no randomness of its own.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import msgspec
 
 __all__ = (
     "CaseCancelRequested",
+    "CaseResumed",
     "CaseStarted",
+    "CaseSuspended",
     "Event",
     "ForceCompleteRequested",
     "InstanceAdded",
     "ItemCancelRequested",
     "ItemCompleted",
     "ItemFailed",
+    "ItemResumed",
     "ItemStarted",
+    "ItemSuspended",
     "SignalForwarded",
     "SignalReceived",
     "TimerFired",
+    "fingerprint",
 )
 
 
@@ -43,9 +49,10 @@ class CaseStarted(_Event, frozen=True, kw_only=True, tag="case_started"):
 
 
 class ItemStarted(_Event, frozen=True, kw_only=True, tag="item_started"):
-    """Someone started the offered item ``item`` (an external work item)."""
+    """Someone started the offered item ``item`` (an external work item); ``key``: the call's idempotency key."""
 
     item: int
+    key: str | None = None
 
 
 class ItemCompleted(_Event, frozen=True, kw_only=True, tag="item_completed"):
@@ -53,6 +60,7 @@ class ItemCompleted(_Event, frozen=True, kw_only=True, tag="item_completed"):
 
     item: int
     output: dict[str, Any] | None = None
+    key: str | None = None
 
 
 class ItemFailed(_Event, frozen=True, kw_only=True, tag="item_failed"):
@@ -67,6 +75,7 @@ class ItemCancelRequested(_Event, frozen=True, kw_only=True, tag="item_cancel_re
     """The API asked to withdraw (offered) or halt (started) item ``item``."""
 
     item: int
+    key: str | None = None
 
 
 class SignalReceived(_Event, frozen=True, kw_only=True, tag="signal_received"):
@@ -80,6 +89,7 @@ class SignalReceived(_Event, frozen=True, kw_only=True, tag="signal_received"):
     data: dict[str, Any] | None = None
     persistent: bool = True
     keep: bool = False
+    key: str | None = None
 
 
 class SignalForwarded(_Event, frozen=True, kw_only=True, tag="signal_forwarded"):
@@ -112,6 +122,26 @@ class CaseCancelRequested(_Event, frozen=True, kw_only=True, tag="case_cancel_re
     """The API asked to cancel the whole case."""
 
 
+class CaseSuspended(_Event, frozen=True, kw_only=True, tag="case_suspended"):
+    """The API suspended the case: it starts nothing new until resumed; its offered items stay."""
+
+
+class CaseResumed(_Event, frozen=True, kw_only=True, tag="case_resumed"):
+    """The API resumed the suspended case."""
+
+
+class ItemSuspended(_Event, frozen=True, kw_only=True, tag="item_suspended"):
+    """The API suspended item ``item``: it cannot be started or completed, nor its handler run, until resumed."""
+
+    item: int
+
+
+class ItemResumed(_Event, frozen=True, kw_only=True, tag="item_resumed"):
+    """The API resumed the suspended item ``item``."""
+
+    item: int
+
+
 Event = (
     CaseStarted
     | ItemStarted
@@ -124,4 +154,22 @@ Event = (
     | InstanceAdded
     | ForceCompleteRequested
     | CaseCancelRequested
+    | CaseSuspended
+    | CaseResumed
+    | ItemSuspended
+    | ItemResumed
 )
+
+
+def fingerprint(event: Event) -> str:
+    """What an API call asked for, as a short string: a repeated call with the same idempotency key
+    must ask for the same thing (its kind, its target and a digest of its data)."""
+    kind = type(event).__struct_config__.tag
+    target = getattr(event, "item", None)
+    if target is None:
+        target = getattr(event, "signal", None)
+    body = getattr(event, "output", None)
+    if body is None:
+        body = getattr(event, "data", None)
+    digest = hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()[:16]
+    return f"{kind}:{target}:{digest}"

@@ -42,17 +42,22 @@ from ._effects import ArmTimer, CancelItem, CaseFinished, DisarmTimer, Effect, S
 from ._errors import InvalidEventError, YawlflowInternalError
 from ._events import (
     CaseCancelRequested,
+    CaseResumed,
     CaseStarted,
+    CaseSuspended,
     Event,
     ForceCompleteRequested,
     InstanceAdded,
     ItemCancelRequested,
     ItemCompleted,
     ItemFailed,
+    ItemResumed,
     ItemStarted,
+    ItemSuspended,
     SignalForwarded,
     SignalReceived,
     TimerFired,
+    fingerprint,
 )
 from ._hotpath import (
     FIRE_BUDGET,
@@ -299,6 +304,7 @@ class NetRunner:
     def _check(self, state: CaseState, event: Event) -> None:
         if isinstance(event, ItemStarted):
             item = self._live(state, event.item)
+            self._not_suspended(state, item)
             if item.state != "offered":
                 raise InvalidEventError(
                     f"case {state.case!r}: item {item.id} ({item.task!r}) is {item.state}, not offered: "
@@ -306,6 +312,8 @@ class NetRunner:
                 )
         elif isinstance(event, ItemCompleted):
             item = self._live(state, event.item)
+            if self.net.kind[item.tid] == KIND_EXTERNAL:  # a person's or system's call, not a handler's
+                self._not_suspended(state, item)
             if item.state == "enabled":
                 raise InvalidEventError(
                     f"case {state.case!r}: item {item.id} ({item.task!r}) is enabled, not offered or started: "
@@ -326,9 +334,43 @@ class NetRunner:
             raise InvalidEventError(f"case {state.case!r} keeps no signal {event.signal!r} to forward")
         elif isinstance(event, TimerFired):
             self._live(state, event.item)
+        elif isinstance(event, (SignalReceived, InstanceAdded, ForceCompleteRequested)) and state.suspended:
+            self._not_suspended(state, None)
+        elif isinstance(event, CaseSuspended) and state.suspended:
+            raise InvalidEventError(f"case {state.case!r} is already suspended")
+        elif isinstance(event, CaseResumed) and not state.suspended:
+            raise InvalidEventError(f"case {state.case!r} is not suspended: there is nothing to resume")
+        elif isinstance(event, ItemSuspended):
+            item = self._live(state, event.item)
+            if state.paused is not None and item.id in state.paused:
+                raise InvalidEventError(f"case {state.case!r}: item {item.id} ({item.task!r}) is already suspended")
+            if item.busy and self.net.kind[item.tid] != KIND_EXTERNAL:
+                raise InvalidEventError(
+                    f"case {state.case!r}: item {item.id} ({item.task!r}) is running its "
+                    f"{'sub-case' if self.net.kind[item.tid] == KIND_COMPOSITE else 'handler'}: it cannot be "
+                    "suspended (suspend the whole case, or halt the item with cancel_item)"
+                )
+        elif isinstance(event, ItemResumed):
+            item = self._live(state, event.item)
+            if state.paused is None or item.id not in state.paused:
+                raise InvalidEventError(f"case {state.case!r}: item {item.id} ({item.task!r}) is not suspended")
+
+    @staticmethod
+    def _not_suspended(state: CaseState, item: ItemRecord | None) -> None:
+        if state.suspended:
+            raise InvalidEventError(f"case {state.case!r} is suspended: it takes this call once resumed "
+                                    "(case.resume())")
+        if item is not None and state.paused is not None and item.id in state.paused:
+            raise InvalidEventError(f"case {state.case!r}: item {item.id} ({item.task!r}) is suspended: "
+                                    f"resume it first (case.resume_item({item.id}))")
 
     # -- events --------------------------------------------------------------------------------
     def _apply(self, s: CaseState, event: Event) -> None:
+        key = getattr(event, "key", None)
+        if key is not None:  # an API call with an idempotency key: a repeat is answered from here
+            if s.keys is None:
+                s.keys = {}
+            s.keys[key] = fingerprint(event)
         if isinstance(event, ItemCompleted):
             item = s.items[event.item]
             if item.state == "offered":
@@ -363,6 +405,17 @@ class NetRunner:
         elif isinstance(event, CaseCancelRequested):
             self._withdraw_all(s)
             self._finish(s, "cancelled", None)
+        elif isinstance(event, (CaseSuspended, CaseResumed)):
+            s.suspended = isinstance(event, CaseSuspended)  # the engine holds what would start meanwhile
+        elif isinstance(event, ItemSuspended):
+            if s.paused is None:
+                s.paused = set()
+            s.paused.add(event.item)
+        elif isinstance(event, ItemResumed):
+            if s.paused is not None:
+                s.paused.discard(event.item)
+                if not s.paused:
+                    s.paused = None
         else:  # pragma: no cover
             raise YawlflowInternalError(f"unknown event {event!r}: this is a bug; please report it")
 

@@ -141,10 +141,14 @@ class CaseState:
         seed: the seed from ``CaseStarted``.
         flags: the runner flags from ``CaseStarted``.
         error: the failure message, once failed.
+        suspended: whether the case is suspended (it starts nothing new; API calls but cancel wait).
+        paused: ids of the items suspended one by one (``None`` while there were none).
+        keys: the idempotency keys of the API calls applied, each with the call's fingerprint
+            (``None`` while there were none).
     """
 
-    __slots__ = ("case", "data", "error", "flags", "items", "joins", "marking", "mi", "mutex", "net", "next_item",
-                 "seed", "seq", "signals", "status", "waiting")
+    __slots__ = ("case", "data", "error", "flags", "items", "joins", "keys", "marking", "mi", "mutex", "net",
+                 "next_item", "paused", "seed", "seq", "signals", "status", "suspended", "waiting")
 
     def __init__(self, *, case: str, net: str, marking: Marking, data: dict[str, Any], seed: int | None,
                  flags: int, n_tasks: int) -> None:
@@ -164,6 +168,9 @@ class CaseState:
         self.seed = seed
         self.flags = flags
         self.error: str | None = None
+        self.suspended = False
+        self.paused: set[int] | None = None
+        self.keys: dict[str, str] | None = None
 
     def copy(self) -> CaseState:
         """An independent deep copy."""
@@ -189,6 +196,9 @@ class CaseState:
         other.seed = self.seed
         other.flags = self.flags
         other.error = self.error
+        other.suspended = self.suspended
+        other.paused = set(self.paused) if self.paused is not None else None
+        other.keys = dict(self.keys) if self.keys is not None else None
         return other
 
     def fresh(self, case: str) -> CaseState:
@@ -214,6 +224,9 @@ class CaseState:
         other.seed = self.seed
         other.flags = self.flags
         other.error = self.error
+        other.suspended = False
+        other.paused = None
+        other.keys = None
         return other
 
     def snapshot(self) -> tuple[object, ...]:
@@ -224,6 +237,7 @@ class CaseState:
             sorted(self.signals.items()), sorted((t, j.snapshot()) for t, j in self.joins.items()),
             sorted((t, g.snapshot()) for t, g in self.mi.items()), sorted(self.mutex.items()),
             self.status, self.next_item, self.seq, self.seed, self.flags, self.error,
+            self.suspended, sorted(self.paused or ()), sorted((self.keys or {}).items()),
         )
 
     def __eq__(self, other: object) -> bool:
