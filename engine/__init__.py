@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._spec import load as load
     from ._spec import loads as loads
     from ._spec._model import Spec as Spec
+    from ._why import Wait as Wait
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,7 @@ __all__ = (
     "SpecError",
     "StoreError",
     "SystemClock",
+    "Wait",
     "WorkItem",
     "YawlflowError",
     "YawlflowInternalError",
@@ -73,6 +75,7 @@ _LAZY = {
     "load": "._spec",
     "loads": "._spec",
     "Spec": "._spec._model",
+    "Wait": "._why",
 }
 
 

@@ -30,7 +30,7 @@ import msgspec
 
 from ._compiled import KIND_EXTERNAL, CompiledSpec
 from ._effects import ArmTimer, CancelItem, CaseFinished, DisarmTimer, Effect, StartItem, StartSubcase
-from ._errors import ConfigError, InvalidEventError, StoreError, YawlflowInternalError
+from ._errors import ConfigError, InvalidEventError, StoreError, YawlflowError, YawlflowInternalError
 from ._events import (
     CaseCancelRequested,
     CaseResumed,
@@ -53,6 +53,7 @@ from ._events import (
 from ._handlers import ItemContext, _Entry
 from ._runner import Step, TraceRecord
 from ._store import CaseRecord, Store
+from ._why import Wait, why
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -242,6 +243,15 @@ class Case:
                     out.append(WorkItem(id=int(r["item"]), case=self.id, task=str(r["task"]), net=str(r["net"]),
                                         instance=r["instance"], state=state,
                                         data=r["data"] if state == "completed" else None))
+        return out
+
+    def why(self) -> list[Wait]:
+        """What the case (and its sub-cases) waits for: offered items, running handlers, triggers,
+        timers, joins still waiting for a branch, mutexes, milestones; empty once it has ended."""
+        held = frozenset(w.item for w in self._held or ())
+        out = why(self._runner, self._state, self._timers, held)
+        for child in self._children.values():
+            out.extend(child.why())
         return out
 
     async def start_item(self, item_id: int, *, key: str | None = None) -> None:
@@ -681,15 +691,13 @@ class Case:
     def _start_item(self, effect: StartItem) -> None:
         if (self._state.suspended or self._state.paused is not None) and self._hold(effect):
             return
-        task = self._runner.net.tasks[self._runner.net.task_ids[effect.task]]
-        if task.run is None:  # pragma: no cover
-            raise YawlflowInternalError("task.run is unset: this is a bug; please report it")
-        name = task.run.handler or f"connector:{task.run.connector}"
+        tid = self._runner.net.task_ids[effect.task]
+        task = self._runner.net.tasks[tid]
         try:
-            entry = self._engine.handlers.resolve(name)
-        except ConfigError as exc:
-            self._inbox.append(ItemFailed(item=effect.item, error=str(exc), error_type="ConfigError",
-                                          at_ns=self._now()))
+            entry = self._engine._entry(self, tid)
+        except YawlflowError as exc:  # no such handler or connector, a bad config: retrying cannot help
+            self._inbox.append(ItemFailed(item=effect.item, error=str(exc), error_type=type(exc).__name__,
+                                          retryable=False, at_ns=self._now()))
             return
         if self._engine.seed is not None:
             root = self._root
@@ -730,8 +738,10 @@ class Case:
             "case %s: item %s (%r) attempt %s failed: %s: %s", self.id, effect.item, effect.task, effect.attempt,
             type(exc).__name__, exc, extra={"case_id": self.id, "item_id": effect.item, "task": effect.task},
         )
+        # a connector's verdict (ConnectorError.retryable), or any error that says so, stops the retries
+        retryable = getattr(exc, "retryable", True) is not False
         return ItemFailed(item=effect.item, error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__,
-                          at_ns=self._now())
+                          retryable=retryable, at_ns=self._now())
 
     def _call_inline(self, entry: _Entry, effect: StartItem) -> Event:
         try:
@@ -864,11 +874,10 @@ class Case:
             if case._finished or effect.item not in case._state.items:
                 continue
             try:
-                entry = self._engine.handlers.resolve(
-                    case._runner.net.tasks[case._runner.net.task_ids[effect.task]].run.handler or ""  # type: ignore[union-attr]
-                )
-            except ConfigError as exc:
-                case._post(ItemFailed(item=effect.item, error=str(exc), error_type="ConfigError", at_ns=self._now()))
+                entry = self._engine._entry(case, case._runner.net.task_ids[effect.task])
+            except YawlflowError as exc:
+                case._post(ItemFailed(item=effect.item, error=str(exc), error_type=type(exc).__name__,
+                                      retryable=False, at_ns=self._now()))
                 continue
             scope = anyio.CancelScope()
             case._scopes[effect.item] = scope

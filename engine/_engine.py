@@ -38,9 +38,9 @@ from ._clock import Clock, SystemClock
 from ._compiled import KIND_AUTO, KIND_COMPOSITE, CompiledSpec, compile_spec
 from ._durable import ImageError, UnstartedCaseError, encode_image, fold_case
 from ._effects import StartItem, StartSubcase
-from ._errors import ConfigError, InvalidEventError, StoreError, YawlflowInternalError
+from ._errors import ConfigError, InvalidEventError, StoreError, YawlflowError, YawlflowInternalError
 from ._events import CaseCancelRequested, CaseStarted, ItemCompleted
-from ._handlers import Handler, HandlerRegistry
+from ._handlers import Handler, HandlerRegistry, ItemContext, _Entry
 from ._runner import NetRunner
 from ._spec import load
 from ._spec._model import Spec
@@ -87,8 +87,12 @@ class Engine:
         seed: run deterministically: handlers one at a time in a seed-chosen order, case ids
             derived from the seed; the same spec, data, seed and external calls give the same
             trace on every run and every backend.
-        config: the engine's configuration (``handlers: {allow: [...]}``).
+        config: the engine's configuration (``handlers: {allow: [...]}``; ``connectors: {NAME:
+            {settings, timeout, retry, breaker, bulkhead, health}}``, see
+            :class:`yawlflow.connectors.ConnectorHost`).
         handlers: handlers to register at once, by name.
+        connectors: connector classes (or ready instances) to register for this engine only, by
+            name; other names resolve in the process-wide registry (built-ins, plugins).
 
     Raises:
         ConfigError: a bad store URL, clock, seed or configuration.
@@ -96,6 +100,9 @@ class Engine:
     Attributes:
         store_url: the store's URL, as given.
         handlers: the handler registry (``engine.handlers.register(name, fn)``).
+        connectors: the engine's :class:`~yawlflow.connectors.ConnectorHost`: one instance per
+            connector name, with its breaker and bulkhead, opened on first use while the engine
+            runs (``engine.connectors.registry.register(name, cls)`` adds one).
 
     Entering the engine raises :class:`~yawlflow.StoreError` when its durable store cannot be
     opened — in particular when another engine holds it (the message names the file and the
@@ -110,6 +117,7 @@ class Engine:
         seed: int | None = None,
         config: Mapping[str, Any] | None = None,
         handlers: Mapping[str, Handler] | None = None,
+        connectors: Mapping[str, Any] | None = None,
     ) -> None:
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ConfigError(f"seed must be an int, not {seed!r}")
@@ -130,6 +138,20 @@ class Engine:
         self.handlers = HandlerRegistry(allow=allow)
         for name, fn in (handlers or {}).items():
             self.handlers.register(name, fn)
+        from .connectors._host import ConnectorHost
+        from .connectors._registry import Registry
+        from .connectors._registry import registry as process_registry
+
+        registry = Registry(parent=process_registry)
+        for name, connector in (connectors or {}).items():
+            registry.register(name, connector)
+        # its jitter is seeded with the engine, so a seeded run's connector retries replay too
+        self.connectors = ConnectorHost(
+            registry=registry, clock=self.clock, config=self.config.get("connectors"),
+            rng=random.Random(f"connectors/{seed}") if seed is not None else None,  # noqa: S311 - jitter
+        )
+        self._host_open = False
+        self._connector_entries: dict[tuple[int, str, int], _Entry] = {}
         self._ids = random.Random(f"ids/{seed}") if seed is not None else None  # noqa: S311 - ids, not secrets
         self._jitter: random.Random = random.SystemRandom()  # unseeded backoff jitter, shared by cases
         self._compiled: dict[int, tuple[Spec, CompiledSpec]] = {}
@@ -157,10 +179,19 @@ class Engine:
         if self._store is None:
             self._store = open_store(self.store_url)  # StoreError: locked by another engine, not a store...
         self._snap_every = self._store.snapshot_every
+        if self._host_open:  # a second `async with`: a host is entered once
+            self._renew_host()
+        try:
+            await self.connectors.__aenter__()  # entered before the root group: left after it
+        except BaseException:
+            await self._close_store(quiet=True)
+            raise
+        self._host_open = True
         tg = anyio.create_task_group()
         try:
             await tg.__aenter__()
         except BaseException:
+            await self._close_connectors()
             await self._close_store(quiet=True)
             raise
         self._tg = tg
@@ -178,10 +209,30 @@ class Engine:
         try:
             suppress = await tg.__aexit__(et, ev, tb)
         except BaseException:
+            await self._close_connectors()
             await self._close_store(quiet=True)
             raise
+        await self._close_connectors()
         await self._close_store(quiet=et is not None and not suppress)
         return suppress
+
+    def _renew_host(self) -> None:
+        """A fresh connector host with the same registry and configuration (a host is entered once)."""
+        from .connectors._host import ConnectorHost
+
+        old = self.connectors
+        self.connectors = ConnectorHost(registry=old.registry, clock=self.clock, config=self.config.get("connectors"),
+                                        rng=old._rng)
+        self._connector_entries.clear()
+
+    async def _close_connectors(self) -> None:
+        """Close the connector instances (their ``close()``); a failure is logged, never raised over the exit."""
+        from ._errors import ConnectorError
+
+        try:
+            await self.connectors.__aexit__(None, None, None)
+        except ConnectorError:
+            _log.exception("engine %s: closing a connector failed", self.store_url)
 
     async def _close_store(self, *, quiet: bool) -> None:
         """Close a durable store (the memory store stays: the engine may be entered again).
@@ -605,13 +656,14 @@ class Engine:
     async def _reconcile(self, case: Case, effect: StartItem) -> dict[str, Any] | None:
         """Ask the handler of an in-doubt item whether its effect took place: its output, or ``None``."""
         net = case._runner.net
-        run = net.tasks[net.task_ids[effect.task]].run
+        tid = net.task_ids[effect.task]
+        run = net.tasks[tid].run
         if run is None:  # pragma: no cover
             return None
         try:
-            entry = self.handlers.resolve(run.handler or f"connector:{run.connector}")
-        except ConfigError:
-            return None  # running it reports the missing handler
+            entry = self._entry(case, tid)
+        except YawlflowError:
+            return None  # running it reports the missing handler or connector
         fn = entry.reconcile
         if fn is None:
             return None
@@ -640,6 +692,44 @@ class Engine:
             return None
 
     # -- internals ---------------------------------------------------------------------------------
+    def _entry(self, case: Case, tid: int) -> _Entry:
+        """What runs task ``tid`` of ``case``'s net: its handler, or a call of its connector.
+
+        A connector task gets an async entry (made once per task) that calls the engine's
+        connector host — breaker, bulkhead, the connector's own timeout and retries — with the
+        task's config validated against the connector's ``Config``; the item's own ``timeout``
+        and ``retry`` apply around it as to any handler. The connector's ``reconcile`` is the
+        entry's.
+
+        Raises:
+            ConfigError: no handler of that name (or not allowed).
+            ConnectorError: the connector is unknown, its plugin is broken, or the config does not
+                validate (the message names the task's config element).
+        """
+        net = case._runner.net
+        run = net.tasks[tid].run
+        if run is None:  # pragma: no cover
+            raise YawlflowInternalError("task.run is unset: this is a bug; please report it")
+        if run.connector is None:
+            return self.handlers.resolve(run.handler or "")
+        key = (id(case._spec), net.name, tid)
+        hit = self._connector_entries.get(key)
+        if hit is not None:
+            return hit
+        name = run.connector
+        config = self.connectors.validate_config(name, run.config,
+                                                 f"$.nets.{net.name}.tasks.{net.task_names[tid]}.run.config")
+        host = self.connectors
+
+        async def call(data: dict[str, Any], ctx: ItemContext) -> dict[str, Any]:
+            return await host.call(name, config, data, ctx)
+
+        async def reconcile(key: str) -> dict[str, Any] | None:
+            return await host.reconcile(name, key)
+
+        entry = self._connector_entries[key] = _Entry(call, False, reconcile)
+        return entry
+
     def _register(self, case: Case) -> None:
         self._cases[case.id] = case
 
@@ -671,7 +761,7 @@ def _check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(config, Mapping):
         raise ConfigError(f"config must be a mapping, not {type(config).__name__}")
-    known = {"handlers", "execution"}
+    known = {"handlers", "execution", "connectors"}
     for key in config:
         if key not in known:
             raise ConfigError(f"config: unknown section {key!r} (known: {', '.join(sorted(known))})")

@@ -64,11 +64,13 @@ class ItemCompleted(_Event, frozen=True, kw_only=True, tag="item_completed"):
 
 
 class ItemFailed(_Event, frozen=True, kw_only=True, tag="item_failed"):
-    """One attempt of item ``item`` failed with ``error`` (``error_type``: the exception's class)."""
+    """One attempt of item ``item`` failed with ``error`` (``error_type``: the exception's class;
+    ``retryable``: false when the error itself says another attempt cannot succeed)."""
 
     item: int
     error: str
     error_type: str = "Exception"
+    retryable: bool = True  # False: the error says another attempt cannot succeed (no retry)
 
 
 class ItemCancelRequested(_Event, frozen=True, kw_only=True, tag="item_cancel_requested"):

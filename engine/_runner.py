@@ -904,7 +904,7 @@ class NetRunner:
         retry = spec.retry
         info = {"attempt": item.attempt, "error": event.error}
         if retry is not None and self.net.kind[t] == KIND_AUTO and item.attempt < retry.attempts and (
-            not retry.on or event.error_type in retry.on
+            (event.retryable and not retry.on) or event.error_type in retry.on
         ) and (retry.deadline_ns is None or event.at_ns - item.first_at_ns < retry.deadline_ns):
             self._rec("item.retried", item, data=info)
             item.attempt += 1

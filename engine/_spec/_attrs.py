@@ -23,7 +23,7 @@ from ._model import (
     TimerSpec,
     TriggerSpec,
 )
-from ._report import Path, describe
+from ._report import Path, describe, render_path
 from ._shape import Reader
 
 __all__ = ("handler", "instances", "join", "loop", "retry", "run", "split", "timer", "trigger")
@@ -105,7 +105,31 @@ def run(read: Reader, path: Path, data: Any) -> RunSpec | None:
         config = read.mapping((*path, "config"), body["config"], "a mapping (the connector's config)") or {}
     if connector is None:
         return None
+    _check_connector_config(read, path, connector, config)
     return RunSpec(connector=connector, config=copy.deepcopy(config))  # the model owns its data
+
+
+def _check_connector_config(read: Reader, path: Path, name: str, config: dict[str, Any]) -> None:
+    """Validate a connector task's config against the connector's ``Config`` as the spec loads.
+
+    The connector resolves in the process-wide registry (built-ins, explicit registrations,
+    installed plugins, loaded on first use: only a spec that names one pays for it). A name it
+    does not know is not an error here: an engine may register it (``Engine(connectors=...)``);
+    the engine checks again when a case starts. A plugin that fails to import, or was built for
+    another yawlflow, is an error located at ``connector``.
+    """
+    from yawlflow.connectors._errors import ConnectorConfigError, PluginError, UnknownConnectorError
+    from yawlflow.connectors._registry import registry
+
+    where = (*path, "config")
+    try:
+        registry.validate_config(name, config, render_path(where))
+    except ConnectorConfigError as exc:
+        read.report.error((*where, *exc.below), exc.reason, exc.hint)
+    except UnknownConnectorError:
+        return
+    except PluginError as exc:
+        read.report.error((*path, "connector"), str(exc), "reinstall the plugin, or one built for this yawlflow")
 
 
 def handler(read: Reader, path: Path, data: Any) -> str | None:

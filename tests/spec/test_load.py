@@ -14,6 +14,7 @@ import msgspec
 import pytest
 import yaml
 
+import yawlflow as yf
 from yawlflow._spec import (
     ConditionSpec,
     FlowSpec,
@@ -128,7 +129,9 @@ SHORTHAND = [
         "run",
         RunSpec(connector="http", config={"url": "https://x"}),
     ),
-    ("run: {connector: shell}, flows: [u]", "run", RunSpec(connector="shell")),
+    ("run: {connector: shell, config: {command: echo}}, flows: [u]", "run",
+     RunSpec(connector="shell", config={"command": "echo"})),
+    ("run: {connector: not_installed_here}, flows: [u]", "run", RunSpec(connector="not_installed_here")),
     ("timeout: 10s, flows: [u]", "timeout_ns", 10_000_000_000),
     ("timeout: 100ms, flows: [u]", "timeout_ns", 100_000_000),
     ("timeout: 2m, flows: [u]", "timeout_ns", 120_000_000_000),
@@ -406,8 +409,36 @@ def test_specs_without_expressions_do_not_load_cel() -> None:
 
 
 def test_the_model_does_not_share_the_callers_data() -> None:
-    data = plain(one_task("run: {connector: http, config: {headers: {a: '1'}}}, flows: [u]"))
+    data = plain(one_task("run: {connector: http, config: {url: 'https://x', headers: {a: '1'}}}, flows: [u]"))
     spec = from_data(data)
     data["nets"]["main"]["tasks"]["t"]["run"]["config"]["headers"]["a"] = "2"
     task = spec.net("main").task("t")
-    assert task is not None and task.run == RunSpec(connector="http", config={"headers": {"a": "1"}})
+    assert task is not None and task.run == RunSpec(connector="http",
+                                                    config={"url": "https://x", "headers": {"a": "1"}})
+
+
+CONNECTOR_SPEC = """\
+yawlflow: 1
+id: c
+nets:
+  main:
+    input: start
+    output: end
+    tasks:
+      f:
+        run:
+          connector: http
+          config: {url: "https://x", method: GETT}
+        flows: [end]
+      g: {run: {connector: shell}, flows: [end]}
+"""
+
+
+def test_a_connector_config_is_validated_as_the_spec_loads_with_located_errors() -> None:
+    with pytest.raises(yf.SpecError) as info:
+        yf.loads(CONNECTOR_SPEC)
+    problems = {p.path: p for p in info.value.problems}
+    method = problems["$.nets.main.tasks.f.run.config.method"]
+    assert method.line == 11 and "GETT" in method.message and "GET" in method.hint
+    shell = problems["$.nets.main.tasks.g.run.config"]
+    assert shell.line == 13 and "command" in shell.message
