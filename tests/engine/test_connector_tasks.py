@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import msgspec
 import pytest
 
@@ -171,3 +172,43 @@ async def test_an_in_doubt_connector_item_is_reconciled_on_resume(tmp_path: Path
 def test_a_bad_connector_policy_in_the_engine_config_is_refused_naming_it() -> None:
     with pytest.raises(ConnectorConfigError, match=r"config\.connectors\.echo\.retry: attempts is 0"):
         yf.Engine(config={"connectors": {"echo": {"retry": {"attempts": 0}}}})
+
+
+async def test_the_bulkhead_never_exceeds_its_limit_under_1000_concurrent_items() -> None:
+    class Gauge(Echo):
+        class Config(msgspec.Struct, frozen=True):
+            pass
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.now = self.peak = 0
+            self.full = anyio.Event()  # calls wait until 16 are in at once: more would show in the peak
+
+        async def call(self, config: Any, input: Mapping[str, Any], ctx: yf.ItemContext) -> dict[str, Any]:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            if self.now >= 16:
+                self.full.set()
+            await self.full.wait()
+            for _ in range(3):  # let the other items' tasks run meanwhile
+                await anyio.lowlevel.checkpoint()
+            self.now -= 1
+            return {}
+
+    gauge = Gauge()
+    many = yf.loads("""
+yawlflow: 1
+id: many
+nets:
+  main:
+    input: start
+    output: end
+    tasks:
+      call: {run: {connector: gauge}, instances: {count: 1000}, flows: [end]}
+""")
+    config = {"connectors": {"gauge": {"bulkhead": {"max_concurrent": 16, "queue": 1000}}}}
+    async with yf.Engine(connectors={"gauge": gauge}, config=config) as engine:
+        result = await (await engine.start(many)).result()
+    assert result.status == "completed"
+    assert sum(1 for r in result.trace if r["event"] == "item.completed" and r["instance"] is not None) == 1000
+    assert gauge.peak == 16
