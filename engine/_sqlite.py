@@ -23,6 +23,13 @@ Theory of operation (ADR 0005 has the reasons).
   the caller has gone on from writes that are not on disk; reopen the store and resume.
 * **Reads** (``events``, ``records``, …) first wait for pending writes (read your writes), then
   read through a connection of their own, which WAL lets run beside the writer.
+* **Time.** An event row keeps two times: ``at``, the engine clock's ``at_ns`` (monotonic or
+  virtual: it orders and times the case, and timers are re-armed from it), and ``wall_ns``
+  (schema 2), the wall-clock time ``append`` was called (``time.time_ns()``), which
+  :meth:`SqliteStore.times` returns for exports (XES). ``wall_ns`` is not part of a record's hash
+  (the hashed body holds ``at_ns``; the chain covers what the case did, not when a row was
+  written), so records written before schema 2 keep their hashes and ``verify`` holds for old
+  and new alike; their ``wall_ns`` is NULL and :meth:`~SqliteStore.times` derives it.
 """
 
 from __future__ import annotations
@@ -147,6 +154,11 @@ MIGRATIONS: list[Migration] = [
             ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        2,
+        "events keep the wall-clock time they were appended (wall_ns; NULL in older records)",
+        ("ALTER TABLE events ADD COLUMN wall_ns INTEGER",),
+    ),
 ]
 """Every schema step, oldest first. A new release appends; a step once released never changes."""
 
@@ -166,13 +178,15 @@ class _Head:
 
 # One queued write: an opcode and its parameters. Tuples: cheap to build on the hot path.
 _CREATE: Final = 0  # (op, spec row, case row)
-_APPEND: Final = 1  # (op, case_key, seq, kind, body, prev_hash, hash, at)
+_APPEND: Final = 1  # (op, case_key, seq, kind, body, prev_hash, hash, at, wall_ns)
 _STATUS: Final = 2  # (op, case_key, status, now)
 _SNAPSHOT: Final = 3  # (op, case_key, case id, upto_seq, state, now)
 _Op = tuple[Any, ...]
 _INSERT_EVENT: Final = (
-    "INSERT INTO events (case_key, seq, kind, body, prev_hash, hash, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events (case_key, seq, kind, body, prev_hash, hash, at, wall_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_wall_ns: Callable[[], int] = time.time_ns
+"""The wall clock :meth:`SqliteStore.append` stamps each event with (tests replace it)."""
 
 
 def schema_version() -> int:
@@ -381,7 +395,7 @@ class SqliteStore:
             if len(self._spec_rows) >= 64:  # specs loaded anew for every case: keep the cache small
                 self._spec_rows.clear()
             self._spec_rows[id(spec)] = (spec, fmt, body, spec_hash)
-        now = time.time_ns()
+        now = _wall_ns()
         with self._mutex:
             self._check_writable()
             if record.case in self._heads or self._load_head(record.case) is not None:
@@ -414,7 +428,7 @@ class SqliteStore:
             head = self._head(case)
             seq = head.next_seq
             digest = event_hash(case, seq, kind, body, head.last_hash)
-            self._write((_APPEND, head.key, seq, kind, body, head.last_hash, digest, event.at_ns))
+            self._write((_APPEND, head.key, seq, kind, body, head.last_hash, digest, event.at_ns, _wall_ns()))
             head.next_seq = seq + 1
             head.last_hash = digest
         return seq
@@ -441,6 +455,50 @@ class SqliteStore:
                 out.append(_codec.decode_event(body, kind))
             except _codec.CodecError as exc:
                 raise self._poisoned(case, seq, str(exc)) from None
+        end = start + len(rows)
+        if end < known:
+            raise self._poisoned(case, end, f"the record is missing (the case's head says its last is {known - 1})")
+        return out
+
+    def times(self, case: str, start: int = 0) -> list[int]:
+        """When each event from ``seq`` ``start`` on was appended: wall-clock ns since the Unix epoch.
+
+        One per event of :meth:`events` (same ``start``). A record written before schema 2 has no
+        wall time of its own; it is derived from the case's creation time plus how far the
+        engine's clock had moved since the case's first record, and kept no later than the first
+        record that has one. (An engine restarted while such a case ran may have reset its clock:
+        those derived times are then estimates, never before the case's creation.)
+
+        Raises:
+            StoreError: no such case, or one of its records is missing.
+        """
+        if start < 0:
+            raise ValueError(f"start must be >= 0, not {start}")
+        head = self._head(case)
+        known = head.next_seq
+
+        def read(conn: sqlite3.Connection) -> tuple[list[tuple[int, int, int | None]], tuple[int, int, int | None]]:
+            rows = conn.execute("SELECT seq, at, wall_ns FROM events WHERE case_key = ? AND seq >= ? ORDER BY seq",
+                                (head.key, start)).fetchall()
+            base: tuple[int, int, int | None] = (0, 0, None)
+            if any(wall is None for _, _, wall in rows):
+                created, at0, first_wall = conn.execute(
+                    "SELECT created_at, (SELECT at FROM events WHERE case_key = c.key ORDER BY seq LIMIT 1), "
+                    "(SELECT wall_ns FROM events WHERE case_key = c.key AND wall_ns IS NOT NULL ORDER BY seq LIMIT 1) "
+                    "FROM cases c WHERE key = ?", (head.key,)).fetchone()
+                base = (int(created), int(at0 if at0 is not None else 0), first_wall)
+            return rows, base
+
+        rows, (created, at0, first_wall) = self._read(read)
+        out: list[int] = []
+        for expected, (seq, at, wall) in enumerate(rows, start=start):
+            if seq != expected:
+                raise self._poisoned(case, expected, f"the record is missing (the next one is {seq})")
+            if wall is None:
+                wall = created + max(0, at - at0)
+                if first_wall is not None:
+                    wall = min(wall, first_wall)
+            out.append(wall)
         end = start + len(rows)
         if end < known:
             raise self._poisoned(case, end, f"the record is missing (the case's head says its last is {known - 1})")
@@ -705,7 +763,7 @@ class SqliteStore:
                 code = op[0]
                 if code == _APPEND:
                     rows.append(op[1:])
-                    heads[op[1]] = (op[2], op[6], op[7])
+                    heads[op[1]] = (op[2], op[6], op[8])  # updated_at: the wall clock
                     continue
                 if rows:
                     conn.executemany(_INSERT_EVENT, rows)
@@ -734,7 +792,7 @@ class SqliteStore:
                 conn.executemany(_INSERT_EVENT, rows)
             if heads:
                 conn.executemany("UPDATE cases SET last_seq = ?, last_hash = ?, updated_at = ? WHERE key = ?",
-                                 [(seq, digest, at, key) for key, (seq, digest, at) in heads.items()])
+                                 [(seq, digest, wall, key) for key, (seq, digest, wall) in heads.items()])
             conn.execute("COMMIT")
         except BaseException:
             if not _rollback(conn):

@@ -1,7 +1,8 @@
 """Stores: the event log of every case is the source of truth; state = fold(events).
 
 ``memory://`` keeps the log in this process (tests, one-off runs). ``sqlite:///path.db`` is the
-embedded durable store (:mod:`yawlflow._sqlite`, ADR 0005); PostgreSQL will follow. The engine
+embedded durable store (:mod:`yawlflow._sqlite`, ADR 0005); ``postgresql://…`` is shared by several engines
+(:mod:`yawlflow._postgres`, case leases). The engine
 treats them alike through :class:`Store`: it appends every applied event, snapshots a case's
 state when the store asks for one, and awaits :meth:`Store.durable` before an API call returns,
 so an acknowledged event is on disk. The in-memory store makes the durability calls free: they
@@ -10,6 +11,7 @@ return at once and never yield to the event loop.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,7 +47,7 @@ class CaseExistsError(StoreError):
 
 
 class Store(Protocol):
-    """The protocol every store follows (memory, SQLite; PostgreSQL later).
+    """The protocol every store follows (memory, SQLite, PostgreSQL).
 
     Writes (``create``, ``append``, ``set_status``, ``snapshot``) return at once; they are on
     disk once :meth:`flush` returns or :meth:`durable` has been awaited after them. Reads wait for
@@ -71,6 +73,14 @@ class Store(Protocol):
 
     def events(self, case: str, start: int = 0) -> list[Event]:
         """The case's log from seq ``start`` on, oldest first."""
+        ...
+
+    def times(self, case: str, start: int = 0) -> list[int]:
+        """When each event from seq ``start`` on was appended: wall-clock ns since the Unix epoch.
+
+        One per event of :meth:`events` (same ``start``). The engine's own clock (an event's
+        ``at_ns``) is monotonic or virtual; this is the real time, for exports (XES) and people.
+        """
         ...
 
     def set_status(self, case: str, status: str) -> None:
@@ -131,6 +141,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._records: dict[str, CaseRecord] = {}
         self._logs: dict[str, list[Event]] = {}
+        self._times: dict[str, list[int]] = {}
         self._specs: dict[str, Any] = {}
 
     def create(self, record: CaseRecord, spec: Any) -> None:
@@ -143,6 +154,7 @@ class MemoryStore:
             raise CaseExistsError(f"case {record.case!r} already exists in the store")
         self._records[record.case] = record
         self._logs[record.case] = []
+        self._times[record.case] = []
         self._specs[record.case] = spec
 
     def append(self, case: str, event: Event) -> int:
@@ -153,6 +165,7 @@ class MemoryStore:
         """
         log = self._log(case)
         log.append(event)
+        self._times[case].append(time.time_ns())
         return len(log) - 1
 
     def _log(self, case: str) -> list[Event]:
@@ -170,6 +183,17 @@ class MemoryStore:
         if start < 0:
             raise ValueError(f"start must be >= 0, not {start}")
         return self._log(case)[start:]
+
+    def times(self, case: str, start: int = 0) -> list[int]:
+        """When each event from seq ``start`` on was appended (wall-clock ns since the Unix epoch).
+
+        Raises:
+            StoreError: no such case.
+        """
+        if start < 0:
+            raise ValueError(f"start must be >= 0, not {start}")
+        self._log(case)
+        return self._times[case][start:]
 
     def set_status(self, case: str, status: str) -> None:
         """Record the case's status.
@@ -241,9 +265,6 @@ class MemoryStore:
         """Nothing to release."""
 
 
-_PLANNED = ("postgresql", "postgres")
-
-
 def check_store_url(url: object) -> str:
     """Check a store URL without opening anything; return its scheme.
 
@@ -260,11 +281,11 @@ def check_store_url(url: object) -> str:
 
         _path_of_url(url.split("?", 1)[0])
         return scheme
-    if scheme in _PLANNED:
-        raise ConfigError(
-            f"store {url!r}: the PostgreSQL store is not part of this release yet; use 'sqlite:///path.db' "
-            "(durable, one engine per file) or 'memory://'"
-        )
+    if scheme in ("postgresql", "postgres"):
+        from ._postgres import check_postgres_url
+
+        check_postgres_url(url)  # ConfigError: psycopg missing (says what to install), or a malformed URL
+        return scheme
     if not scheme and url.endswith((".db", ".sqlite", ".sqlite3")):
         raise ConfigError(f"store {url!r}: a store is named by a URL: write 'sqlite:///{url}' (relative) or "
                           f"'sqlite:////absolute/{url.lstrip('/')}'")
@@ -272,22 +293,27 @@ def check_store_url(url: object) -> str:
 
 
 def open_store(url: str, *, readonly: bool = False) -> Store:
-    """Open the store named by ``url``: ``memory://`` or ``sqlite:///path.db``.
+    """Open the store named by ``url``: ``memory://``, ``sqlite:///path.db`` or ``postgresql://…``.
 
     Args:
         url: the store's URL; ``sqlite:`` URLs take options as query parameters
-            (``?synchronous=NORMAL&snapshot_every=500``, see :func:`yawlflow._sqlite.open_sqlite_url`).
+            (``?synchronous=NORMAL&snapshot_every=500``, see :func:`yawlflow._sqlite.open_sqlite_url`),
+            and so do ``postgresql:`` ones, beside libpq's (:func:`yawlflow._postgres.open_postgres_url`).
         readonly: open a durable store for reading only, without its writer's lock (tools beside a
             running engine); every write then raises.
 
     Raises:
         ConfigError: the URL names no store this build provides, or a bad option.
-        StoreError: the store cannot be opened (locked by another engine, not a store, ...); the
-            message names the file and the fix.
+        StoreError: the store cannot be opened (locked by another engine, not a store, the server
+            unreachable, ...); the message names the file or database and the fix.
     """
     scheme = check_store_url(url)
     if scheme == "memory":
         return MemoryStore()
+    if scheme in ("postgresql", "postgres"):
+        from ._postgres import open_postgres_url
+
+        return open_postgres_url(url, readonly=readonly)
     from ._sqlite import open_sqlite_url
 
     store = open_sqlite_url(url, readonly=readonly)

@@ -1,10 +1,12 @@
 """The ``yawlflow`` command: run, validate and draw specs; list the 43 patterns; look after the
-cases of a durable store (``cases list|show|resume|cancel``, ``verify``).
+cases of a durable store (``cases list|show|resume|cancel``, ``verify``, ``export``); replay a
+recorded history (``replay``).
 
 Exit codes (ARCHITECTURE.md §4): 0 the case completed; 1 it failed or was cancelled; 2 bad input
 (a bad spec, bad ``--data``, bad arguments or configuration, a missing file), with every located
 problem printed to stderr, one per line, never a traceback; 3 the case waits for external work
-(``run`` lists the offered items). ``verify`` exits 1 when a chain is broken.
+(``run`` lists the offered items). ``verify`` exits 1 when a chain is broken, ``replay`` when the
+current code does not reproduce the history.
 
 ``yawlflow --help`` must answer at once, so this module imports only the standard library at its
 top; each subcommand imports what it needs (the engine, YAML, orjson) when it runs.
@@ -13,15 +15,17 @@ top; each subcommand imports what it needs (the engine, YAML, orjson) when it ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 if TYPE_CHECKING:
     from ._case import Result
     from ._errors import Problem
+    from ._postgres import PostgresStore
     from ._spec._model import Spec
     from ._sqlite import SqliteStore
 
@@ -45,13 +49,14 @@ EXIT_WAITING = 3
 STRATEGIES = ("inline", "thread", "process", "ray")
 BACKENDS = ("asyncio", "trio")
 FORMATS = ("mermaid", "dot", "svg")
+EXPORT_FORMATS = ("xes", "history")
 CONFIG_ENV = "YAWLFLOW_CONFIG"
 CONFIG_FILE = "yawlflow.yaml"
 
 _EPILOG = """\
 exit codes:
   0  the case completed (other commands: success)
-  1  the case failed or was cancelled (verify: a chain is broken)
+  1  the case failed or was cancelled (verify: a chain is broken; replay: a difference)
   2  bad input: spec, --data, arguments, configuration or a missing file
   3  the case waits for external work (run lists the offered items)
 
@@ -196,7 +201,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "2 bad input, 3 a resumed case waits for external work",
     )
     case_commands = cases.add_subparsers(
-        dest="cases_command", metavar="{list,show,resume,cancel}", parser_class=_Parser
+        dest="cases_command", metavar="{list,show,why,resume,cancel}", parser_class=_Parser
     )
     list_ = case_commands.add_parser(
         "list",
@@ -215,6 +220,18 @@ def _build_parser() -> argparse.ArgumentParser:
     show_case.add_argument("case", metavar="CASE", help="the case's id")
     show_case.add_argument("--store", metavar="URL", required=True, help=store_help)
     show_case.add_argument("--json", action="store_true", help="print one JSON object")
+    why = case_commands.add_parser(
+        "why",
+        help="say what an unfinished case waits for",
+        description=(
+            "Say what CASE (and its sub-cases) waits for: offered items, handlers running, signals, "
+            "timers, joins still waiting for a branch, mutexes, milestones, a suspension."
+        ),
+        epilog="exit codes: 0 the case waits (or has ended: it says how), 1 the store failed, 2 bad input",
+    )
+    why.add_argument("case", metavar="CASE", help="the case's id")
+    why.add_argument("--store", metavar="URL", required=True, help=store_help)
+    why.add_argument("--json", action="store_true", help="print one JSON array of waits")
     resume = case_commands.add_parser(
         "resume",
         help="carry on every unfinished case, until each ends or waits for external work",
@@ -241,6 +258,50 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     cancel.add_argument("case", metavar="CASE", help="the case's id")
     cancel.add_argument("--store", metavar="URL", required=True, help=store_help)
+
+    export = commands.add_parser(
+        "export",
+        help="export cases of a store: an XES event log (process mining), or one case's history",
+        description=(
+            "Write the cases of a durable store as an IEEE 1849-2016 XES event log: one trace per root "
+            "case (its sub-cases' events included), one event per trace record, with wall-clock "
+            "timestamps. By default every finished root case. --format history writes one case's "
+            "history (the events its tree was fed and the records they produced), which `yawlflow "
+            "replay` re-runs against the current code. Reads the store without its lock."
+        ),
+        epilog="exit codes: 0 written, 1 a case could not be read back (the store names the record), "
+        "2 bad input (a bad URL, a missing store, an unknown case, an unwritable output)",
+    )
+    export.add_argument("--store", metavar="URL", required=True, help=store_help)
+    export.add_argument(
+        "--format", choices=EXPORT_FORMATS, default="xes", help="xes (the default) or history (one case, JSON)"
+    )
+    export.add_argument(
+        "--case", metavar="ID", nargs="+", action="extend", help="only these root cases (default: every finished one)"
+    )
+    export.add_argument("--status", metavar="S", help="only root cases with this status (completed, running, ...)")
+    export.add_argument("-o", "--output", metavar="FILE", help="the file to write (default: stdout)")
+    export.add_argument(
+        "--timezone", choices=("utc", "local"), default="utc",
+        help="the time zone of the XES timestamps, which carry their offset (default: utc)",
+    )
+    export.add_argument("--with-data", action="store_true", help="XES: add each event's data as JSON (yawlflow:data)")
+
+    replay = commands.add_parser(
+        "replay",
+        help="re-run a recorded case history against the current code; name the first difference",
+        description=(
+            "Fold each case of the history LOG (a golden log of tests/golden/, or `yawlflow export "
+            "--format history`) through the current net runner and compare the records it produces "
+            "with the recorded ones; the first that differs is named (case, event, seq, recorded and "
+            "replayed record)."
+        ),
+        epilog="exit codes: 0 identical, 1 a difference (the first is named), 2 an unreadable history",
+    )
+    replay.add_argument("log", metavar="LOG", help="the history file (JSON)")
+    replay.add_argument(
+        "--json", action="store_true", help="print one JSON object: ok, cases, events, difference"
+    )
     return parser
 
 
@@ -279,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "patterns": _patterns,
             "verify": _verify,
             "cases": _cases,
+            "export": _export,
+            "replay": _replay,
         }[args.command]
         return command(args)
     except _BadInput as exc:
@@ -814,10 +877,10 @@ def _check_store_path(url: str, *, must_exist: bool) -> None:
         raise _BadInput(f"{path}: --store {url}: the folder {folder} does not exist; create it first")
 
 
-def _open_readonly(url: str) -> SqliteStore:
-    """Open a durable store for reading (no lock: an engine may be running on it)."""
+def _open_readonly(url: str) -> SqliteStore | PostgresStore:
+    """Open a durable store for reading (no lock, no leases: an engine may be running on it)."""
     from ._errors import ConfigError, StoreError
-    from ._store import check_store_url
+    from ._store import check_store_url, open_store
 
     try:
         scheme = check_store_url(url)
@@ -828,13 +891,13 @@ def _open_readonly(url: str) -> SqliteStore:
             f"--store {url}: the in-memory store lives only inside one engine and keeps nothing between "
             "commands; give a durable store, e.g. --store sqlite:///cases.db"
         )
-    _check_store_path(url, must_exist=True)
-    from ._sqlite import open_sqlite_url
-
+    if scheme == "sqlite":
+        _check_store_path(url, must_exist=True)
     try:
-        return open_sqlite_url(url, readonly=True)
+        store = open_store(url, readonly=True)
     except (ConfigError, StoreError) as exc:
         raise _BadInput(f"yawlflow: {exc}") from None
+    return cast("SqliteStore | PostgresStore", store)  # a durable scheme opens one of these
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -875,10 +938,11 @@ def _cases(args: argparse.Namespace) -> int:
     command = getattr(args, "cases_command", None)
     if command is None:
         raise _BadInput(
-            "yawlflow cases: name a command: list, show, resume or cancel (e.g. yawlflow cases list --store "
+            "yawlflow cases: name a command: list, show, why, resume or cancel (e.g. yawlflow cases list --store "
             "sqlite:///cases.db)", "(see: yawlflow cases --help)"
         )
-    handler = {"list": _cases_list, "show": _cases_show, "resume": _cases_resume, "cancel": _cases_cancel}[command]
+    handler = {"list": _cases_list, "show": _cases_show, "why": _cases_why, "resume": _cases_resume,
+               "cancel": _cases_cancel}[command]
     return handler(args)
 
 
@@ -905,6 +969,65 @@ def _cases_list(args: argparse.Namespace) -> int:
              for row in (head, *rows_)]
     _write_bytes(("\n".join(lines) + "\n").encode())
     return EXIT_COMPLETED
+
+
+def _cases_why(args: argparse.Namespace) -> int:
+    """``yawlflow cases why CASE``: what the case and its running sub-cases wait for."""
+    import msgspec
+    import orjson
+
+    from ._compiled import compile_spec
+    from ._durable import fold_case
+    from ._errors import StoreError, YawlflowError
+    from ._runner import NetRunner
+    from ._spec._model import Spec
+    from ._why import Wait, why
+
+    waits: list[Wait] = []
+    with _open_readonly(args.store) as store:
+        try:
+            record = store.record(args.case)
+        except StoreError:
+            raise _BadInput(f"yawlflow cases why: no case {args.case!r} in {args.store} (list them with: "
+                            f"yawlflow cases list --store {args.store})") from None
+        try:
+            spec = store.spec_of(args.case)
+            if not isinstance(spec, Spec):
+                raise StoreError(f"case {args.case!r}: its stored spec is not a yawlflow spec")
+            compiled = compile_spec(spec)
+            status = record.status
+            todo = [record] if record.status in ("running", "suspended") else []
+            records = store.records() if todo else []
+            while todo:
+                rec = todo.pop(0)
+                runner = NetRunner(compiled.net(rec.net))
+                folded = fold_case(store, rec.case, runner, runner.initial_state(_blank_start(rec.net)))
+                waits.extend(why(runner, folded.state, folded.timers))
+                todo.extend(r for r in records if r.parent == rec.case and r.status in ("running", "suspended"))
+        except (YawlflowError, KeyError) as exc:
+            print(f"yawlflow cases why: case {args.case!r}: {exc} (check it with: yawlflow verify --store "
+                  f"{args.store} {args.case})", file=sys.stderr)
+            return EXIT_FAILED
+    if args.json:
+        _write_bytes(orjson.dumps(msgspec.to_builtins(waits), option=orjson.OPT_APPEND_NEWLINE))
+        return EXIT_COMPLETED
+    if status not in ("running", "suspended"):
+        print(f"case {record.case} has ended ({status}): it waits for nothing")
+        return EXIT_COMPLETED
+    lines = [f"case {record.case} ({status}) waits for:"]
+    lines.extend(f"  {w.kind:<10} {w.message}" + (f"  [case {w.case}]" if w.case != record.case else "")
+                 for w in waits)
+    if not waits:
+        lines.append("  nothing it can name (a handler may have finished without its result being stored: "
+                     f"resume it with yawlflow cases resume --store {args.store})")
+    _write_bytes(("\n".join(lines) + "\n").encode())
+    return EXIT_COMPLETED
+
+
+def _blank_start(net: str) -> Any:
+    from ._events import CaseStarted
+
+    return CaseStarted(case="", net=net)
 
 
 _LIFECYCLE = {
@@ -966,6 +1089,13 @@ def _cases_show(args: argparse.Namespace) -> int:
         entry = items.setdefault(int(rec["item"]), {"id": rec["item"], "task": rec["task"], "instance": rec["instance"],
                                                      "states": []})
         entry["states"].append(state_name)
+    if isinstance(spec, Spec):  # a non-critical task's last failure is dead-lettered: the case went on
+        with contextlib.suppress(YawlflowError, KeyError):
+            net = compile_spec(spec).net(record.net)
+            for entry in items.values():
+                task_spec = net.tasks[net.task_ids[str(entry["task"])]]
+                if entry["states"][-1] == "failed" and not task_spec.critical:
+                    entry["states"].append("dead-lettered")
     if args.json:
         payload = {
             "case": record.case, "status": record.status, "spec_id": record.spec_id, "version": version,
@@ -1118,6 +1248,140 @@ def _cases_cancel(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"case {args.case}: {status}")
     return EXIT_COMPLETED
+
+
+# -- export, replay ----------------------------------------------------------------------------
+
+
+def _export(args: argparse.Namespace) -> int:
+    """``yawlflow export --store URL [--format xes|history] [--case ID ...] [--status S] [-o FILE]``."""
+    import datetime
+
+    from ._errors import StoreError
+
+    if args.output is not None and os.path.isdir(args.output):
+        raise _BadInput(f"{args.output}: -o: is a directory (name the file to write, e.g. {args.output}/cases.xes)")
+    if args.format == "history" and len(args.case or ()) != 1:
+        raise _BadInput(
+            "yawlflow export --format history: name exactly one root case with --case ID (a history is one case "
+            f"tree; list them with: yawlflow cases list --store {args.store})"
+        )
+    from ._xes import root_cases, stored_case
+
+    with _open_readonly(args.store) as store:
+        try:
+            known = {r.case for r in store.records()}
+            missing = [c for c in args.case or () if c not in known]
+            if missing:
+                raise _BadInput(f"yawlflow export: --case {missing[0]}: no such case in {args.store} (list them "
+                                f"with: yawlflow cases list --store {args.store})")
+            chosen = root_cases(store, cases=args.case, status=args.status)
+            if args.format == "history":
+                from ._replay import ReplayError, dump_log, record
+
+                stored = stored_case(store, chosen[0])
+                try:
+                    payload = dump_log(record(stored.spec, store, stored.record.case, stored.trace)) + b"\n"
+                except ReplayError as exc:
+                    print(f"yawlflow export: {exc}", file=sys.stderr)
+                    return EXIT_FAILED
+                _write_output(args.output, [payload])
+                what = f"history of case {stored.record.case}: {stored.events} event{'s' * (stored.events != 1)}"
+            else:
+                from ._xes import write_xes
+
+                tz = datetime.UTC if args.timezone == "utc" else datetime.datetime.now().astimezone().tzinfo
+                assert tz is not None  # noqa: S101 - astimezone() always sets one
+                pieces: list[bytes] = []
+                summary = write_xes(pieces.append, (stored_case(store, r) for r in chosen), tz=tz,
+                                    include_data=args.with_data)
+                _write_output(args.output, pieces)
+                what = (f"{summary.traces} trace{'s' * (summary.traces != 1)}, {summary.events} "
+                        f"event{'s' * (summary.events != 1)}")
+        except StoreError as exc:
+            print(f"yawlflow: store error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    if args.output is not None:
+        print(f"wrote {args.output}: {what}", file=sys.stderr)
+    if not chosen:
+        which = f"root case with status {args.status}" if args.status is not None else "finished root case"
+        print(f"yawlflow export: no {which} in {args.store}: the log has no trace", file=sys.stderr)
+    return EXIT_COMPLETED
+
+
+def _write_output(path: str | None, pieces: Sequence[bytes]) -> None:
+    """Write ``pieces`` to stdout, or to ``path`` whole or not at all (a temporary file, renamed)."""
+    if path is None:
+        _write_bytes(b"".join(pieces))
+        return
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as handle:
+            for piece in pieces:
+                handle.write(piece)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise _BadInput(f"{path}: -o: cannot write it: {exc.strerror or exc} (check the folder and its "
+                        "permissions)") from None
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """``yawlflow replay LOG [--json]``: 0 the current code reproduces the history, 1 it differs."""
+    import msgspec
+    import orjson
+
+    from ._errors import YawlflowError
+    from ._replay import ReplayError, load_log, replay
+
+    try:
+        log = load_log(args.log)
+    except ReplayError as exc:
+        raise _BadInput(f"yawlflow replay: {exc} (give a history written by `yawlflow export --format history` "
+                        "or a golden log of tests/golden/)") from None
+    n_cases = len(log.cases)
+    n_events = sum(len(c.events) for c in log.cases)
+    crash: str | None = None
+    try:
+        difference = replay(log)
+    except ReplayError as exc:
+        raise _BadInput(f"yawlflow replay: {args.log}: {exc}") from None
+    except (YawlflowError, KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+        difference, crash = None, f"{type(exc).__name__}: {exc}"
+    what = f"{n_events} event{'s' * (n_events != 1)} of {n_cases} case{'s' * (n_cases != 1)}"
+    detail: dict[str, Any] | None = None
+    line = ""
+    if difference is not None:
+        case_log = next((c for c in log.cases if c.case == difference.case), None)
+        event = case_log.events[difference.event] if case_log is not None and difference.event < len(
+            case_log.events) else None
+        kind = type(event).__struct_config__.tag if event is not None else None
+        recorded = difference.expected or (difference.got if isinstance(difference.got, dict) else None)
+        seq = recorded.get("seq") if recorded is not None else None
+        detail = {"case": difference.case, "event": difference.event, "event_type": kind, "record": difference.record,
+                  "seq": seq, "expected": difference.expected, "got": difference.got}
+        notes = [f"event {difference.event} is {kind}"] if kind is not None else []
+        if seq is not None:
+            notes.append(f"the record's trace seq is {seq}")
+        line = f"{args.log}: different: {difference}" + (f" ({'; '.join(notes)})" if notes else "")
+    elif crash is not None:
+        detail = {"case": None, "event": None, "event_type": None, "record": None, "seq": None, "expected": None,
+                  "got": crash}
+        line = f"{args.log}: different: the runner failed replaying it: {crash}"
+    if args.json:
+        payload = {"ok": detail is None, "cases": n_cases, "events": n_events, "difference": detail}
+        try:
+            text = orjson.dumps(payload, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:
+            text = msgspec.json.encode(payload) + b"\n"
+        _write_bytes(text)
+    elif detail is None:
+        print(f"replayed {what}: identical")
+    else:
+        print(line)
+        print(f"replayed {what}: the current code differs; the first difference is named above", file=sys.stderr)
+    return EXIT_COMPLETED if detail is None else EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m yawlflow.cli`

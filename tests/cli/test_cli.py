@@ -387,7 +387,7 @@ def test_known_strategies_are_accepted(capsys: pytest.CaptureFixture[str], strat
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://localhost/cases", "the PostgreSQL store is not part of this release"),
+        ("postgresql://localhost/cases?snapshot_every=x", "snapshot_every must be a whole number"),
         ("redis://x", "unknown store URL"),
     ],
 )

@@ -1,7 +1,8 @@
-"""The store contract: what every store (memory, SQLite, later PostgreSQL) does the same way.
+"""The store contract: what every store (memory, SQLite, PostgreSQL) does the same way.
 
 Each test runs against every store below. A store-specific behaviour belongs in that store's own
-tests, not here.
+tests, not here. The PostgreSQL runs need a server (``YAWLFLOW_TEST_POSTGRES_URL``; ``bash .ci/run``
+starts one) and skip without it.
 """
 
 from __future__ import annotations
@@ -27,26 +28,28 @@ from yawlflow._events import (
     SignalReceived,
     TimerFired,
 )
+from yawlflow._postgres import PostgresStore, open_postgres_url
 from yawlflow._sqlite import SqliteStore
 from yawlflow._store import CaseRecord, MemoryStore
 
-Store = MemoryStore | SqliteStore
+Store = MemoryStore | SqliteStore | PostgresStore
 
 
-
-@pytest.fixture(params=["memory", "sqlite-thread", "sqlite-inline"])
+@pytest.fixture(params=["memory", "sqlite-thread", "sqlite-inline", "postgres-thread", "postgres-inline"])
 def kind(request: pytest.FixtureRequest) -> str:
     """Which store the test runs against."""
     return str(request.param)
 
 
 @pytest.fixture
-def reopen(kind: str, tmp_path: Path) -> Iterator[Callable[[], Store]]:
-    """Open the store under test; for SQLite, calling it again closes and reopens the same file.
+def reopen(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[], Store]]:
+    """Open the store under test; calling it again closes and reopens the same file (or database).
 
-    The in-memory store has nothing to reopen: it returns the same object.
+    The in-memory store has nothing to reopen: it returns the same object. Each PostgreSQL store
+    is a new engine (a new lease owner) on the test's own schema.
     """
     current: list[Store] = []
+    pg_url = request.getfixturevalue("pg_url") if kind.startswith("postgres") else ""
 
     def opener() -> Store:
         if kind == "memory":
@@ -55,15 +58,20 @@ def reopen(kind: str, tmp_path: Path) -> Iterator[Callable[[], Store]]:
             return current[0]
         if current:
             old = current.pop()
-            assert isinstance(old, SqliteStore)
+            assert isinstance(old, SqliteStore | PostgresStore)
             old.close()
-        store = SqliteStore(tmp_path / "contract.db", writer="thread" if kind == "sqlite-thread" else "inline")
+        writer = "thread" if kind.endswith("-thread") else "inline"
+        store: Store
+        if kind.startswith("postgres"):
+            store = open_postgres_url(f"{pg_url}&writer={writer}")
+        else:
+            store = SqliteStore(tmp_path / "contract.db", writer=writer)
         current.append(store)
         return store
 
     yield opener
     for store in current:
-        if isinstance(store, SqliteStore):
+        if isinstance(store, SqliteStore | PostgresStore):
             store.close()
 
 

@@ -149,7 +149,7 @@ def test_open_store_names_each_store(tmp_path: Path, monkeypatch: pytest.MonkeyP
         ("ftp://x", "unknown store URL"),
         ("cases.db", "write 'sqlite:///cases.db'"),
         ("sqlite://cases.db", "three slashes"),
-        ("postgresql://localhost/db", "PostgreSQL store is not part of this release"),
+        ("postgresql://localhost/db?snapshot_every=x", "snapshot_every must be a whole number"),
         (42, "must be a URL string"),
     ],
 )

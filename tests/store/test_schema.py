@@ -13,11 +13,13 @@ import yawlflow as yf
 from yawlflow import _sqlite
 from yawlflow._events import CaseStarted, ItemCompleted
 from yawlflow._provenance import verify
-from yawlflow._sqlite import APPLICATION_ID, MIGRATIONS, Migration, SqliteStore
+from yawlflow._sqlite import APPLICATION_ID, MIGRATIONS, Migration, SqliteStore, schema_version
 from yawlflow._store import CaseRecord
 
 Opener = Callable[..., SqliteStore]
 Raw = Callable[..., sqlite3.Connection]
+LATEST = schema_version()
+NEXT = LATEST + 1  # the hypothetical migrations below come after the current schema
 
 
 def rec(case: str, **fields: Any) -> CaseRecord:
@@ -25,7 +27,7 @@ def rec(case: str, **fields: Any) -> CaseRecord:
 
 
 def v1_store(path: Path, spec: yf.Spec) -> None:
-    """A store as release 1 writes it: one finished case, one running."""
+    """A store as this release writes it: one finished case, one running."""
     with SqliteStore(path) as store:
         store.create(rec("done"), spec)
         store.append("done", CaseStarted(case="done", net="main"))
@@ -38,9 +40,11 @@ def test_a_new_store_gets_the_current_schema(open_store: Opener, raw: Raw) -> No
     open_store().close()
     conn = raw()
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(LATEST) == "2"
     assert conn.execute("SELECT value FROM meta WHERE key = 'migration.1'").fetchone()[0].startswith(
         "the initial schema")
+    assert conn.execute("SELECT value FROM meta WHERE key = 'migration.2'").fetchone()[0].startswith(
+        "events keep the wall-clock time")
     tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"meta", "specs", "cases", "events", "snapshots"} <= tables
 
@@ -57,27 +61,29 @@ def test_opening_an_older_store_runs_the_newer_migrations_in_order(
     ran: list[int] = []
 
     def backfill(conn: sqlite3.Connection) -> None:
-        ran.append(3)
+        ran.append(NEXT + 1)
         conn.execute("UPDATE cases SET priority = 5 WHERE status = 'running'")
 
     newer = [*MIGRATIONS,
-             Migration(2, "cases get a priority", ("ALTER TABLE cases ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
-                                                   "CREATE INDEX cases_by_priority ON cases (priority)")),
-             Migration(3, "running cases get priority 5", run=backfill)]
+             Migration(NEXT, "cases get a priority",
+                       ("ALTER TABLE cases ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+                        "CREATE INDEX cases_by_priority ON cases (priority)")),
+             Migration(NEXT + 1, "running cases get priority 5", run=backfill)]
     monkeypatch.setattr(_sqlite, "MIGRATIONS", newer)
     with SqliteStore(db_path) as store:
         assert [r.status for r in store.records()] == ["completed", "running"]
         store.append("running", ItemCompleted(item=1))  # its case goes on
         store.set_status("running", "completed")
-    assert ran == [3]
+    assert ran == [NEXT + 1]
     conn = raw()
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(NEXT + 1)
     assert conn.execute("SELECT id, priority FROM cases ORDER BY key").fetchall() == [("done", 0), ("running", 5)]
-    assert conn.execute("SELECT value FROM meta WHERE key = 'migration.2'").fetchone()[0].startswith("cases get")
+    assert conn.execute("SELECT value FROM meta WHERE key = ?", (f"migration.{NEXT}",)).fetchone()[0].startswith(
+        "cases get")
     assert verify(db_path) == []
     with SqliteStore(db_path) as store:  # opening again migrates nothing
         assert len(store.events("running")) == 2
-    assert ran == [3]
+    assert ran == [NEXT + 1]
 
 
 def test_a_failed_migration_leaves_the_older_version_whole(
@@ -85,16 +91,17 @@ def test_a_failed_migration_leaves_the_older_version_whole(
 ) -> None:
     v1_store(db_path, spec)
     newer = [*MIGRATIONS,
-             Migration(2, "good", ("CREATE TABLE extra (x)",)),
-             Migration(3, "bad", ("CREATE TABLE more (y)", "INSERT INTO no_such_table VALUES (1)"))]
+             Migration(NEXT, "good", ("CREATE TABLE extra (x)",)),
+             Migration(NEXT + 1, "bad", ("CREATE TABLE more (y)", "INSERT INTO no_such_table VALUES (1)"))]
     monkeypatch.setattr(_sqlite, "MIGRATIONS", newer)
-    with pytest.raises(yf.StoreError, match=r"from version 2 to 3 failed: no such table.*left at version 2, unchanged"):
+    with pytest.raises(yf.StoreError,
+                       match=rf"from version {NEXT} to {NEXT + 1} failed: no such table.*left at version {NEXT}, unch"):
         SqliteStore(db_path)
     conn = raw()
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(NEXT)
     tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "extra" in tables and "more" not in tables
-    monkeypatch.setattr(_sqlite, "MIGRATIONS", newer[:2])
+    monkeypatch.setattr(_sqlite, "MIGRATIONS", newer[:-1])
     with SqliteStore(db_path) as store:  # nothing left to do, and the lock was released
         assert len(store.records()) == 2
 
@@ -107,7 +114,7 @@ def test_a_store_from_a_newer_schema_is_refused_naming_both_versions(db_path: Pa
             SqliteStore(db_path)
         message = str(info.value)
         assert str(db_path) in message
-        assert "version 7" in message and "up to 1" in message and "upgrade yawlflow" in message
+        assert "version 7" in message and f"up to {LATEST}" in message and "upgrade yawlflow" in message
     with pytest.raises(yf.StoreError, match="version 7"):
         SqliteStore(db_path, readonly=True)
 
@@ -116,8 +123,8 @@ def test_reading_an_older_store_read_only_asks_for_a_migration(
     db_path: Path, spec: yf.Spec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     v1_store(db_path, spec)
-    monkeypatch.setattr(_sqlite, "MIGRATIONS", [*MIGRATIONS, Migration(2, "noop")])
-    with pytest.raises(yf.StoreError, match="version 1, this yawlflow's is 2; open it for writing once"):
+    monkeypatch.setattr(_sqlite, "MIGRATIONS", [*MIGRATIONS, Migration(NEXT, "noop")])
+    with pytest.raises(yf.StoreError, match=f"version {LATEST}, this yawlflow's is {NEXT}; open it for writing once"):
         SqliteStore(db_path, readonly=True)
 
 
