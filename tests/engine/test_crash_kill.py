@@ -26,9 +26,9 @@ import pytest
 import yawlflow as yf
 from yawlflow._provenance import verify
 
-pytestmark = pytest.mark.slow
-
 KILLS = int(os.environ.get("YAWLFLOW_CRASH_KILLS", "20"))
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120 + 3 * KILLS)]  # CI asks for hundreds of kills
 PER_RUN = 3  # each run starts this many cases more: every child has work to be killed in
 
 CHILD = textwrap.dedent('''
