@@ -44,22 +44,29 @@ import hashlib
 import logging
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import anyio
-import anyio.to_thread
-
-from . import _codec
 from ._errors import ConfigError, StoreError
-from ._events import Event
-from ._provenance import GENESIS, ChainProblem, check_chains, event_hash, snapshot_hash
-from ._store import CaseExistsError, CaseRecord, Snapshot
+from ._logstore import (
+    _APPEND,
+    _CREATE,
+    _SNAPSHOT,
+    _STATUS,
+    Migration,
+    Writer,
+    _Op,
+    _WriterStore,
+    check_options,
+    now_iso,
+    pending_steps,
+)
+from ._logstore import _Head as _LogHead
+from ._provenance import GENESIS, ChainProblem, check_chains, snapshot_hash
+from ._store import CaseExistsError, CaseRecord
 
 if TYPE_CHECKING:
     import sqlite3
@@ -79,7 +86,6 @@ __all__ = (
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-Writer = Literal["thread", "inline"]
 _SCHEMES: Final = ("postgresql", "postgres")
 _OPTIONS: Final = ("snapshot_every", "writer", "owner", "lease_s", "schema", "readonly")
 _IDENT: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -103,24 +109,7 @@ class _CreatedElsewhere(LeaseLostError, CaseExistsError):
     """A queued ``create`` lost the race for its id to another engine (caught as either class)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One step of the schema: run once, in its own transaction, when a store is opened.
-
-    Attributes:
-        version: the schema version after this step (1, 2, …, without gaps).
-        description: what it changes (kept in ``meta`` as ``migration.<version>``).
-        statements: SQL run in order, with the store's schema first on the ``search_path``.
-        run: Python run after the statements, for data migrations.
-    """
-
-    version: int
-    description: str
-    statements: tuple[str, ...] = ()
-    run: Callable[[psycopg.Connection[Any]], None] | None = None
-
-
-MIGRATIONS: list[Migration] = [
+MIGRATIONS: list[Migration[psycopg.Connection[Any]]] = [
     Migration(
         1,
         "the initial schema: meta, specs, cases, events (append-only, hash-chained), snapshots, leases",
@@ -197,10 +186,10 @@ def schema_version() -> int:
     return MIGRATIONS[-1].version
 
 
-class _Head:
+class _Head(_LogHead):
     """What the store keeps in memory about a case it has touched: its chain's head.
 
-    ``next_seq``/``last_hash`` run ahead with the queued writes; ``stored_seq``/``stored_hash``
+    Besides what every store keeps (:class:`yawlflow._logstore._Head`): ``stored_seq``/``stored_hash``
     are what the database holds as far as this store knows (the writer thread keeps them), which
     the fencing check compares with the database. ``key`` is ``None`` until the case's row is
     written. ``lost`` is set when the case's writes were refused: ops still queued for this head
@@ -208,34 +197,21 @@ class _Head:
     before its first write to a case it only read, the store looks up the lease at once.
     """
 
-    __slots__ = ("case", "held", "key", "last_hash", "lost", "next_seq", "snap_seq", "spec_hash", "stored_hash",
-                 "stored_seq")
+    __slots__ = ("held", "stored_hash", "stored_seq")
 
     def __init__(self, case: str, key: int | None, next_seq: int, last_hash: bytes, spec_hash: bytes,
                  snap_seq: int) -> None:
-        self.case = case
-        self.key = key
-        self.next_seq = next_seq
-        self.last_hash = last_hash
+        super().__init__(case, key, next_seq, last_hash, spec_hash, snap_seq)
         self.stored_seq = next_seq - 1
         self.stored_hash = last_hash
-        self.spec_hash = spec_hash
-        self.snap_seq = snap_seq
-        self.lost: StoreError | None = None
         self.held = False  # this store created, claimed or wrote the case (else: only read it)
 
 
-# One queued write: an opcode, the case's head, and its parameters.
-_CREATE: Final = 0  # (op, head, spec row, case row)
-_APPEND: Final = 1  # (op, head, seq, kind, body, prev_hash, hash, at, wall_ns)
-_STATUS: Final = 2  # (op, head, status, now)
-_SNAPSHOT: Final = 3  # (op, head, upto_seq, anchor or None, state, now)
-_Op = tuple[Any, ...]
 _Refusal = tuple[int, StoreError, _Head, str | None]  # (index in the batch, error, the case's head, its holder)
 _RETRIES: Final = 3  # a batch that hits a deadlock or a serialization failure is retried (it rolled back)
 
 
-class PostgresStore:
+class PostgresStore(_WriterStore[_Head, list[_Refusal]]):
     """The durable store in a PostgreSQL database, shared by several engines. See the module docstring.
 
     Args:
@@ -260,6 +236,9 @@ class PostgresStore:
             a newer yawlflow; the message names the database (never the password) and the fix.
     """
 
+    _logger = _log
+    _WRITE_FIX = "check the server's log and disk space"
+
     def __init__(
         self,
         conninfo: str,
@@ -278,10 +257,7 @@ class PostgresStore:
         if owner is not None and (not isinstance(owner, str) or not owner or len(owner) > 200):
             raise ConfigError(f"owner={owner!r}: give a non-empty engine id of at most 200 characters")
         lease_s = _seconds("lease_s", lease_s, positive=True)
-        if not isinstance(snapshot_every, int) or isinstance(snapshot_every, bool) or snapshot_every < 0:
-            raise ConfigError(f"snapshot_every={snapshot_every!r}: use a whole number >= 0 (0: never)")
-        if writer not in ("thread", "inline"):
-            raise ConfigError(f"writer={writer!r}: use 'thread' (group commit, the default) or 'inline'")
+        check_options(snapshot_every, writer)
         if not isinstance(schema, str) or not _IDENT.fullmatch(schema):
             raise ConfigError(f"schema={schema!r}: use a lower-case SQL name (letters, digits, _), e.g. yawlflow")
         params = _conninfo_params(pg, conninfo)
@@ -289,49 +265,28 @@ class PostgresStore:
         """The database, for messages: ``db 'x' on host:port as user u`` (never the password)."""
         self.url: Final = _display_url(params, schema)
         """The store's URL without its password (for messages and commands to run)."""
+        super().__init__(label=f"postgresql store {self.where}", snapshot_every=snapshot_every, writer=writer,
+                         readonly=readonly, db_error=pg.Error)
         self.owner: Final = owner or f"engine-{uuid.uuid4().hex[:16]}"
         self.lease_s: Final = lease_s
-        self.snapshot_every: Final = snapshot_every
-        self.readonly: Final = readonly
-        self.writer: Final[Writer] = "inline" if readonly else writer
         self.schema: Final = schema
-        self.commits = 0
-        """How many write transactions committed (group commit makes it far less than the writes)."""
         self._pg = pg
         self._conninfo = conninfo
         self._password = str(params.get("password") or "")
         self._connect_kw: dict[str, Any] = {"autocommit": True, "application_name": "yawlflow"}
         if "connect_timeout" not in params:
             self._connect_kw["connect_timeout"] = max(1, round(connect_timeout_s))
-        self._mutex = threading.RLock()
-        self._work = threading.Condition(self._mutex)  # the writer waits here for work
-        self._done = threading.Condition(self._mutex)  # flush() waits here for commits
-        self._queue: list[_Op] = []
-        self._issued = 0
-        self._committed = 0
-        self._failure: StoreError | None = None
-        self._failure_seen = False
         self._refused: list[tuple[int, StoreError, str, str | None]] = []  # (serial, error, case, holder)
         self._lost: dict[str, StoreError] = {}
-        self._stopping = False
-        self._closed = False
-        self._heads: dict[str, _Head] = {}
-        self._specs: dict[bytes, Any] = {}
-        self._spec_rows: dict[int, tuple[Any, str, bytes, bytes]] = {}  # id(spec) -> (spec, format, body, hash)
-        self._thread: threading.Thread | None = None
-        self._round: anyio.Event | None = None
         self._wconn: psycopg.Connection[Any] | None = None
         self._rconn: psycopg.Connection[Any] | None = None
         self._rlock = threading.RLock()
         try:
             self._open()
         except BaseException:
-            self._release_connections()
+            self._release()
             raise
-        if self.writer == "thread":
-            self._thread = threading.Thread(target=self._run_writer, name=f"yawlflow-postgres-writer {self.where}",
-                                            daemon=True)
-            self._thread.start()
+        self._start_writer(f"yawlflow-postgres-writer {self.where}")
 
     # -- opening -------------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
@@ -406,11 +361,7 @@ class PostgresStore:
         pg = self._pg
         lock = int.from_bytes(hashlib.sha256(f"yawlflow/migrate/{self.schema}".encode()).digest()[:8], "big",
                               signed=True)
-        steps = [m for m in MIGRATIONS if m.version > found]
-        for want, step in enumerate(steps, start=found + 1):
-            if step.version != want:
-                raise StoreError(f"yawlflow's migrations skip from {want - 1} to {step.version}: this is a bug; "
-                                 "please report it")
+        for step in pending_steps(MIGRATIONS, found):
             try:
                 with conn.transaction():
                     # engines opening a new database at once: one migrates, the others then see its version
@@ -426,7 +377,7 @@ class PostgresStore:
                                  "DO UPDATE SET value = excluded.value", (str(step.version),))
                     conn.execute("INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) "
                                  "DO UPDATE SET value = excluded.value",
-                                 (f"migration.{step.version}", f"{step.description} ({_now_iso()})"))
+                                 (f"migration.{step.version}", f"{step.description} ({now_iso()})"))
             except pg.Error as exc:
                 raise StoreError(
                     f"postgresql store {self.where}: migrating schema {self.schema} from version {step.version - 1} "
@@ -437,98 +388,7 @@ class PostgresStore:
             _log.info("postgresql store %s: schema %s migrated to version %d (%s)", self.where, self.schema,
                       step.version, step.description)
 
-    # -- the Store protocol --------------------------------------------------------------------
-    def create(self, record: CaseRecord, spec: Any) -> None:
-        """Register a new case and the spec it runs, leased to this store's owner.
-
-        Raises:
-            CaseExistsError: a case with that id exists (another engine creating the same id at
-                the same moment is found at commit: :meth:`durable` raises it then).
-            StoreError: the spec cannot be stored, or (thread mode) an earlier write failed.
-        """
-        cached = self._spec_rows.get(id(spec))
-        if cached is not None and cached[0] is spec:
-            _, fmt, body, spec_hash = cached
-        else:
-            try:
-                fmt, body, spec_hash = _codec.encode_spec(spec)
-            except _codec.CodecError as exc:
-                raise StoreError(f"postgresql store {self.where}: case {record.case!r}: {exc}") from None
-            if len(self._spec_rows) >= 64:  # specs loaded anew for every case: keep the cache small
-                self._spec_rows.clear()
-            self._spec_rows[id(spec)] = (spec, fmt, body, spec_hash)
-        now = time.time_ns()
-        with self._mutex:
-            self._check_writable()
-            known = self._heads.get(record.case)
-            if (known is not None and known.lost is None) or self._load_head(record.case) is not None:
-                raise CaseExistsError(f"case {record.case!r} already exists in the store")
-            head = _Head(record.case, None, 0, GENESIS, spec_hash, -1)
-            head.held = True
-            spec_value = getattr(spec, "id", None)
-            op = (_CREATE, head, (spec_hash, spec_value if isinstance(spec_value, str) else record.spec_id, fmt,
-                                  body, now),
-                  (record.case, spec_hash, record.spec_id, record.net, record.status, record.tenant, record.parent,
-                   -1, GENESIS, now, now))
-            self._write(op)
-            self._heads[record.case] = head
-            self._lost.pop(record.case, None)
-            self._specs.setdefault(spec_hash, spec)
-
-    def append(self, case: str, event: Event) -> int:
-        """Append one event to the case's log; it is durable once :meth:`flush` or :meth:`durable` returns.
-
-        Returns:
-            The event's ``seq`` in the case's log (0, 1, …).
-
-        Raises:
-            LeaseLostError: another engine holds the case's lease.
-            StoreError: no such case, the event holds data that cannot be stored, or (thread mode)
-                an earlier write failed.
-        """
-        try:
-            kind, body = _codec.encode_event(event)
-        except _codec.CodecError as exc:
-            raise StoreError(f"postgresql store {self.where}: case {case!r}: {exc}") from None
-        wall = time.time_ns()
-        with self._mutex:
-            self._check_writable()
-            head = self._writable_head(case)
-            seq = head.next_seq
-            digest = event_hash(case, seq, kind, body, head.last_hash)
-            self._write((_APPEND, head, seq, kind, body, head.last_hash, digest, event.at_ns, wall))
-            head.next_seq = seq + 1
-            head.last_hash = digest
-        return seq
-
-    def events(self, case: str, start: int = 0) -> list[Event]:
-        """The case's log from ``seq`` ``start`` on (all of it by default), oldest first.
-
-        Raises:
-            StoreError: no such case, or one of its records does not decode or is missing (the
-                message names the case and the record; other cases are not affected).
-        """
-        if start < 0:
-            raise ValueError(f"start must be >= 0, not {start}")
-        head = self._head(case)
-        known = head.next_seq
-        key = self._key(head)
-        rows: list[tuple[int, str, bytes]] = self._read(lambda conn: conn.execute(
-            "SELECT seq, kind, body FROM events WHERE case_key = %s AND seq >= %s ORDER BY seq",
-            (key, start)).fetchall())
-        out: list[Event] = []
-        for expected, (seq, kind, body) in enumerate(rows, start=start):
-            if seq != expected:
-                raise self._poisoned(case, expected, f"the record is missing (the next one is {seq})")
-            try:
-                out.append(_codec.decode_event(body, kind))
-            except _codec.CodecError as exc:
-                raise self._poisoned(case, seq, str(exc)) from None
-        end = start + len(rows)
-        if end < known and head.lost is None:
-            raise self._poisoned(case, end, f"the record is missing (the case's head says its last is {known - 1})")
-        return out
-
+    # -- the Store protocol (the rest is _WriterStore's) -----------------------------------------
     def times(self, case: str, start: int = 0) -> list[int]:
         """The wall-clock time of each event from ``seq`` ``start`` on: ``time.time_ns()`` at its append (UTC).
 
@@ -537,146 +397,13 @@ class PostgresStore:
         """
         if start < 0:
             raise ValueError(f"start must be >= 0, not {start}")
-        key = self._key(self._head(case))
+        key = self._case_key(self._head(case))
         rows: list[tuple[int]] = self._read(lambda conn: conn.execute(
             "SELECT wall_ns FROM events WHERE case_key = %s AND seq >= %s ORDER BY seq",
             (key, start)).fetchall())
         return [wall for (wall,) in rows]
 
-    def set_status(self, case: str, status: str) -> None:
-        """Record the case's status.
-
-        Raises:
-            LeaseLostError: another engine holds the case's lease.
-            StoreError: no such case.
-        """
-        with self._mutex:
-            self._check_writable()
-            head = self._writable_head(case)
-            self._write((_STATUS, head, status, time.time_ns()))
-
-    def records(self, status: str | None = None, tenant: str | None = None) -> list[CaseRecord]:
-        """Every case (of every engine), in creation order; only those with ``status`` and/or ``tenant`` when given."""
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = %s")
-            params.append(status)
-        if tenant is not None:
-            where.append("tenant = %s")
-            params.append(tenant)
-        sql = "SELECT id, spec_id, net, status, tenant, parent FROM cases"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY key"
-        rows = self._read(lambda conn: conn.execute(cast("Any", sql), params).fetchall())
-        return [CaseRecord(case=c, spec_id=s, net=n, status=st, tenant=t, parent=p) for c, s, n, st, t, p in rows]
-
-    def record(self, case: str) -> CaseRecord:
-        """The record of one case.
-
-        Raises:
-            StoreError: no such case.
-        """
-        key = self._key(self._head(case))
-        row = self._read(lambda conn: conn.execute(
-            "SELECT id, spec_id, net, status, tenant, parent FROM cases WHERE key = %s", (key,)).fetchone())
-        if row is None:
-            raise StoreError(f"no case {case!r} in the store")
-        c, s, n, st, t, p = row
-        return CaseRecord(case=c, spec_id=s, net=n, status=st, tenant=t, parent=p)
-
-    def spec_of(self, case: str) -> Any:
-        """The spec a case runs (the very object given to :meth:`create` in this process).
-
-        Raises:
-            StoreError: no such case, or its spec does not decode.
-        """
-        head = self._head(case)
-        spec = self._specs.get(head.spec_hash)
-        if spec is not None:
-            return spec
-        row = self._read(lambda conn: conn.execute(
-            "SELECT format, body FROM specs WHERE hash = %s", (head.spec_hash,)).fetchone())
-        if row is None:
-            raise self._poisoned(case, None, f"its spec version {head.spec_hash.hex()[:16]} is not in the store")
-        try:
-            spec = _codec.decode_spec(row[0], row[1])
-        except _codec.CodecError as exc:
-            raise self._poisoned(case, None, f"spec version {head.spec_hash.hex()[:16]}: {exc}") from None
-        return self._specs.setdefault(head.spec_hash, spec)
-
-    def spec_version(self, case: str) -> str:
-        """The version of the spec a case runs: the SHA-256 (hex) of its stored encoding.
-
-        Raises:
-            StoreError: no such case.
-        """
-        return self._head(case).spec_hash.hex()
-
-    def head(self, case: str) -> tuple[int, bytes]:
-        """The case's last ``seq`` (-1 before its first event) and that record's hash, as this store knows it.
-
-        Publish it elsewhere to anchor the chain: a rewritten log ends in another hash.
-
-        Raises:
-            StoreError: no such case.
-        """
-        with self._mutex:
-            head = self._head(case)
-            return head.next_seq - 1, head.last_hash
-
-    def snapshot(self, case: str, state: bytes, upto_seq: int) -> None:
-        """Keep the case's state after its event ``upto_seq`` (replacing its older snapshot).
-
-        Raises:
-            LeaseLostError: another engine holds the case's lease.
-            StoreError: no such case, or ``upto_seq`` is not one of its records.
-        """
-        if not isinstance(state, (bytes, bytearray, memoryview)):
-            raise TypeError(f"a snapshot's state must be bytes, not {type(state).__name__}")
-        with self._mutex:
-            self._check_writable()
-            head = self._writable_head(case)
-            if not 0 <= upto_seq < head.next_seq:
-                raise StoreError(f"case {case!r} has no record {upto_seq} to snapshot after (its last is "
-                                 f"{head.next_seq - 1})")
-            anchor = head.last_hash if upto_seq == head.next_seq - 1 else None
-            self._write((_SNAPSHOT, head, upto_seq, anchor, bytes(state), time.time_ns()))
-            head.snap_seq = max(head.snap_seq, upto_seq)
-
-    def latest_snapshot(self, case: str) -> Snapshot | None:
-        """The case's latest snapshot, or ``None`` (none, or it fails its hash: then fold from the start).
-
-        Raises:
-            StoreError: no such case.
-        """
-        key = self._key(self._head(case))
-        row = self._read(lambda conn: conn.execute(
-            "SELECT s.upto_seq, s.anchor, s.state, s.hash, e.hash FROM snapshots s LEFT JOIN events e "
-            "ON e.case_key = s.case_key AND e.seq = s.upto_seq WHERE s.case_key = %s "
-            "ORDER BY s.upto_seq DESC LIMIT 1", (key,)).fetchone())
-        if row is None:
-            return None
-        upto, anchor, state, digest, event_digest = row
-        if anchor != event_digest or snapshot_hash(case, upto, anchor, state) != digest:
-            _log.warning("postgresql store %s: case %r: the snapshot after record %d fails its hash; ignoring it "
-                         "(run `yawlflow verify`)", self.where, case, upto)
-            return None
-        return Snapshot(upto, state)
-
-    def needs_snapshot(self, case: str) -> bool:
-        """Whether the case has ``snapshot_every`` events or more after its latest snapshot.
-
-        Raises:
-            StoreError: no such case.
-        """
-        if not self.snapshot_every:
-            return False
-        with self._mutex:
-            head = self._head(case)
-            return head.next_seq - 1 - head.snap_seq >= self.snapshot_every
-
+    # -- beyond the protocol -------------------------------------------------------------------
     def verify(self, case: str | None = None) -> list[ChainProblem]:
         """Check the provenance chains (see :func:`yawlflow._provenance.verify`), in one consistent snapshot.
 
@@ -850,7 +577,7 @@ class PostgresStore:
         Raises:
             StoreError: no such case.
         """
-        key = self._key(self._head(case))
+        key = self._case_key(self._head(case))
         row = self._read(lambda conn: conn.execute(
             "SELECT owner, extract(epoch FROM expires_at - clock_timestamp()) FROM leases WHERE case_key = %s",
             (key,)).fetchone(), flush=False)
@@ -858,101 +585,8 @@ class PostgresStore:
             return None, 0.0
         return row[0], float(row[1])
 
-    # -- durability ----------------------------------------------------------------------------
-    def flush(self) -> None:
-        """Block until every write made so far is committed.
-
-        Raises:
-            LeaseLostError: writes to a case another engine has leased were dropped (reported once).
-            StoreError: a write failed (the store must be reopened), or the store is closed.
-        """
-        if self._closed:
-            raise StoreError(f"postgresql store {self.where} is closed")
-        self._wait_for(self._issued)
-
-    async def durable(self) -> None:
-        """Wait, without blocking the event loop, until every write made so far is committed.
-
-        Returns at once (no checkpoint) when they already are. Otherwise one worker thread
-        (``anyio.to_thread``) waits for the writer's commit, however many tasks await at the same
-        time: the others wait on an ``anyio.Event`` that it sets. Works on asyncio, uvloop and trio.
-
-        Raises:
-            LeaseLostError: writes to a case another engine has leased were dropped (reported once).
-            StoreError: a write failed (the store must be reopened), or the store is closed.
-        """
-        target = self._issued
-        while True:
-            if self._failure is not None or self._closed:
-                self._wait_for(target)  # raises
-            if self._committed >= target:
-                if self._refused:
-                    self._wait_for(target)  # raises what was refused up to target
-                return
-            current = self._round
-            if current is not None:
-                await current.wait()
-                continue
-            done = self._round = anyio.Event()
-            try:
-                await anyio.to_thread.run_sync(self._wait_for, target, False, abandon_on_cancel=True)
-            finally:
-                self._round = None
-                done.set()
-
-    @property
-    def pending(self) -> int:
-        """How many writes are queued but not yet committed."""
-        return self._issued - self._committed
-
-    def close(self) -> None:
-        """Commit what is pending, release this owner's leases, stop the writer, disconnect. Idempotent.
-
-        Raises:
-            StoreError: pending writes were lost to an earlier failure that no call has reported.
-        """
-        with self._mutex:
-            if self._closed:
-                return
-            unreported = not self._failure_seen
-        error: StoreError | None = None
-        try:
-            self._wait_for(self._issued, report=False)
-        except StoreError as exc:
-            error = exc
-        for _, refused, _, _ in self._take_refused(self._issued):
-            _log.warning("%s", refused)
-        if error is None and not self.readonly:
-            try:
-                self.release()
-            except StoreError as exc:
-                _log.warning("postgresql store %s: the leases of %s were not released (they expire in at most "
-                             "%g s): %s", self.where, self.owner, self.lease_s, exc)
-        with self._mutex:
-            self._stopping = True
-            self._closed = True
-            self._work.notify_all()
-            self._done.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-        self._release_connections()
-        if error is not None and unreported:
-            raise error
-
-    async def aclose(self) -> None:
-        """:meth:`close` in a worker thread, so that the final commit does not block the event loop."""
-        await anyio.to_thread.run_sync(self.close)
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("read-only" if self.readonly else f"writer={self.writer}")
-        return f"<PostgresStore {self.url!r} owner={self.owner!r} {state}>"
+        return f"<PostgresStore {self.url!r} owner={self.owner!r} {self._state()}>"
 
     # -- internals: writes ---------------------------------------------------------------------
     def _owner(self, owner: str | None) -> str:
@@ -960,15 +594,6 @@ class PostgresStore:
             raise ConfigError(f"postgresql store {self.where} writes as engine {self.owner!r}, not {owner!r}: open a "
                               f"store with owner={owner!r} (URL option ?owner=) to act as that engine")
         return self.owner
-
-    def _check_writable(self) -> None:
-        if self._closed:
-            raise StoreError(f"postgresql store {self.where} is closed")
-        if self.readonly:
-            raise StoreError(f"postgresql store {self.where} was opened read-only; open it without readonly to write")
-        if self._failure is not None:
-            self._failure_seen = True
-            raise self._failure
 
     def _writable_head(self, case: str) -> _Head:
         """Under the mutex: the head to write to, refusing at once a case known to be another engine's."""
@@ -986,22 +611,22 @@ class PostgresStore:
             raise StoreError(f"no case {case!r} in the store")
         return head
 
-    def _write(self, op: _Op) -> None:
-        """Under the mutex: commit ``op`` now (inline) or queue it for the writer (thread)."""
-        if self.writer == "inline":
-            try:
-                refused = self._apply([op])
-            except self._pg.Error as exc:
-                raise self._write_error(exc, 1, sticky=self._failure is not None) from None
-            self._issued += 1
-            self._committed += 1
-            if refused:
-                self._mark_lost(refused)
-                raise refused[0][1]
-        else:
-            self._queue.append(op)
-            self._issued += 1
-            self._work.notify()
+    def _new_head(self, case: str, spec_hash: bytes) -> _Head:
+        head = _Head(case, None, 0, GENESIS, spec_hash, -1)
+        head.held = True
+        return head
+
+    def _created(self, head: _Head) -> None:
+        self._lost.pop(head.case, None)
+
+    def _accept(self, outcome: list[_Refusal], first: int, *, inline: bool) -> None:
+        """Under the mutex: the refused cases are lost; inline, the write raises; else flush()/durable() report them."""
+        if not outcome:
+            return
+        self._mark_lost(outcome)
+        if inline:
+            raise outcome[0][1]
+        self._refused.extend((first + i, error, head.case, holder) for i, error, head, holder in outcome)
 
     def _apply(self, batch: Sequence[_Op]) -> list[_Refusal]:
         """Write ``batch`` in one transaction; retried on a deadlock or a serialization failure.
@@ -1174,40 +799,11 @@ class PostgresStore:
             if current is None or current is head:
                 self._lost[head.case] = error
 
-    def _write_error(self, exc: BaseException, count: int, *, sticky: bool) -> StoreError:
-        what = "1 write" if count == 1 else f"{count} writes"
-        tail = ("; the store must be reopened (unfinished cases resume from what was stored)" if sticky
-                else "; the store is unchanged and usable")
-        return StoreError(f"postgresql store {self.where}: {what} failed and rolled back: {_first_line(exc)} "
-                          "(check the server's log and disk space)" + tail)
+    def _writer_failure(self, exc: Exception, lost: int) -> StoreError:
+        return self._failure or super()._writer_failure(exc, lost)  # "the connection was lost" stays
 
-    def _run_writer(self) -> None:
-        while True:
-            with self._mutex:
-                while not self._queue and not self._stopping:
-                    self._work.wait()
-                if not self._queue:
-                    return
-                batch, self._queue = self._queue, []
-                target = self._issued
-            try:
-                refused = self._apply(batch)
-            except Exception as exc:  # every failure must reach flush()/durable(), not vanish with the thread
-                with self._mutex:
-                    lost = len(batch) + len(self._queue)
-                    self._queue = []
-                    if self._failure is None:
-                        self._failure = self._write_error(exc, lost, sticky=True)
-                    self._done.notify_all()
-                _log.error("%s", self._failure)
-                return
-            with self._mutex:
-                if refused:
-                    self._mark_lost(refused)
-                    first = target - len(batch) + 1
-                    self._refused.extend((first + i, error, head.case, holder) for i, error, head, holder in refused)
-                self._committed = target
-                self._done.notify_all()
+    def _error_text(self, exc: BaseException) -> str:
+        return _first_line(exc)
 
     def _take_refused(self, target: int) -> list[tuple[int, StoreError, str, str | None]]:
         with self._mutex:
@@ -1216,16 +812,9 @@ class PostgresStore:
                 self._refused = [r for r in self._refused if r[0] > target]
             return taken
 
-    def _wait_for(self, target: int, report: bool = True) -> None:
-        with self._mutex:
-            while self._committed < target and self._failure is None and not self._closed:
-                self._done.wait()
-            if self._failure is not None:
-                self._failure_seen = True
-                raise self._failure
-            if self._committed < target:
-                raise StoreError(f"postgresql store {self.where} was closed before its pending writes were committed")
-        if not report:
+    def _report(self, target: int) -> None:
+        """Raise the refusals of writes up to ``target`` (each once): one case's, or all of them in one error."""
+        if not self._refused:
             return
         taken = self._take_refused(target)
         if len(taken) == 1:
@@ -1237,13 +826,23 @@ class PostgresStore:
                 + "; ".join(str(error).removeprefix(f"postgresql store {self.where}: ") for _, error, _, _ in taken),
                 cases)
 
+    def _before_close(self, error: StoreError | None) -> None:
+        for _, refused, _, _ in self._take_refused(self._issued):
+            self._logger.warning("%s", refused)
+        if error is None and not self.readonly:
+            try:
+                self.release()
+            except StoreError as exc:
+                self._logger.warning("postgresql store %s: the leases of %s were not released (they expire in at "
+                                     "most %g s): %s", self.where, self.owner, self.lease_s, exc)
+
     # -- internals: reads ----------------------------------------------------------------------
     def _read(self, fn: Callable[[psycopg.Connection[Any]], _T], *, what: str = "reading",
               flush: bool = True) -> _T:
         if self._closed:
             raise StoreError(f"postgresql store {self.where} is closed")
-        if flush and (self._committed < self._issued or self._failure is not None):
-            self._wait_for(self._issued, report=False)
+        if flush:
+            self._catch_up()
         with self._rlock:
             conn = self._rconn
             if conn is None:
@@ -1277,20 +876,15 @@ class PostgresStore:
                 for cur in cursors:
                     cur.close()
 
-    def _key(self, head: _Head) -> int:
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self._read(lambda conn: conn.execute(cast("Any", sql.replace("?", "%s")), params).fetchall())
+
+    def _case_key(self, head: _Head) -> int:
         if head.key is None:  # created by this store, its row not written yet: reads flush first
-            self._wait_for(self._issued, report=False)
+            self._wait_committed(self._issued)
         if head.key is None:
             raise StoreError(f"no case {head.case!r} in the store (its creation was refused: {head.lost})")
         return head.key
-
-    def _head(self, case: str) -> _Head:
-        head = self._heads.get(case)
-        if head is None:
-            head = self._load_head(case)
-            if head is None:
-                raise StoreError(f"no case {case!r} in the store")
-        return head
 
     def _load_head(self, case: str, *, for_write: bool = False) -> _Head | None:
         """The head of a case this store has not touched yet, read from the database."""
@@ -1313,14 +907,10 @@ class PostgresStore:
             self._heads[case] = head
             return head
 
-    def _poisoned(self, case: str, seq: int | None, what: str) -> StoreError:
-        where = f"case {case!r}" if seq is None else f"case {case!r}, record {seq}"
-        return StoreError(
-            f"postgresql store {self.where}: {where}: {what}; this case cannot be loaded (other cases are not "
-            f"affected): check it with `yawlflow verify --store '{self.url}' {case}`"
-        )
+    def _store_arg(self) -> str:
+        return f"'{self.url}'"
 
-    def _release_connections(self) -> None:
+    def _release(self) -> None:
         for conn in {id(c): c for c in (self._rconn, self._wconn) if c is not None}.values():
             with contextlib.suppress(Exception):
                 conn.close()
@@ -1413,10 +1003,6 @@ def _redact(url: str) -> str:
                          for k, v in parse_qsl(parts.query, keep_blank_values=True))
         return urlunsplit(parts._replace(query=query))
     return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url)
-
-
-def _now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 # -- URLs --------------------------------------------------------------------------------------

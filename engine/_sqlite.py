@@ -44,20 +44,26 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import anyio
-import anyio.to_thread
-
-from . import _codec
 from ._errors import ConfigError, StoreError
-from ._events import Event
-from ._provenance import GENESIS, ChainProblem, check_chains, event_hash, snapshot_hash
-from ._store import CaseExistsError, CaseRecord, Snapshot
+from ._logstore import (
+    _APPEND,
+    _CREATE,
+    _STATUS,
+    Migration,
+    Writer,
+    _Head,
+    _Op,
+    _WriterStore,
+    check_options,
+    now_iso,
+    pending_steps,
+)
+from ._provenance import GENESIS, ChainProblem, check_chains, snapshot_hash
+from ._store import Snapshot
 
 __all__ = (
     "APPLICATION_ID",
@@ -75,28 +81,10 @@ _T = TypeVar("_T")
 APPLICATION_ID: Final = 0x59574C46
 """SQLite's ``PRAGMA application_id`` of a yawlflow store ("YWLF")."""
 
-Writer = Literal["thread", "inline"]
 _SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One step of the schema: run once, in its own transaction, when a store is opened.
-
-    Attributes:
-        version: the schema version after this step (1, 2, …, without gaps).
-        description: what it changes (kept in ``meta`` as ``migration.<version>``).
-        statements: SQL run in order (not ``executescript``, which would commit half-way).
-        run: Python run after the statements, for data migrations.
-    """
-
-    version: int
-    description: str
-    statements: tuple[str, ...] = ()
-    run: Callable[[sqlite3.Connection], None] | None = None
-
-
-MIGRATIONS: list[Migration] = [
+MIGRATIONS: list[Migration[sqlite3.Connection]] = [
     Migration(
         1,
         "the initial schema: meta, specs, cases, events (append-only, hash-chained), snapshots",
@@ -163,25 +151,6 @@ MIGRATIONS: list[Migration] = [
 """Every schema step, oldest first. A new release appends; a step once released never changes."""
 
 
-class _Head:
-    """What the store keeps in memory about a case it has touched: its chain's head."""
-
-    __slots__ = ("key", "last_hash", "next_seq", "snap_seq", "spec_hash")
-
-    def __init__(self, key: int, next_seq: int, last_hash: bytes, spec_hash: bytes, snap_seq: int) -> None:
-        self.key = key
-        self.next_seq = next_seq
-        self.last_hash = last_hash
-        self.spec_hash = spec_hash
-        self.snap_seq = snap_seq
-
-
-# One queued write: an opcode and its parameters. Tuples: cheap to build on the hot path.
-_CREATE: Final = 0  # (op, spec row, case row)
-_APPEND: Final = 1  # (op, case_key, seq, kind, body, prev_hash, hash, at, wall_ns)
-_STATUS: Final = 2  # (op, case_key, status, now)
-_SNAPSHOT: Final = 3  # (op, case_key, case id, upto_seq, state, now)
-_Op = tuple[Any, ...]
 _INSERT_EVENT: Final = (
     "INSERT INTO events (case_key, seq, kind, body, prev_hash, hash, at, wall_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
@@ -194,7 +163,7 @@ def schema_version() -> int:
     return MIGRATIONS[-1].version
 
 
-class SqliteStore:
+class SqliteStore(_WriterStore[_Head, None]):
     """The durable store in one SQLite file. See the module docstring; ADR 0005 has the reasons.
 
     Args:
@@ -217,6 +186,10 @@ class SqliteStore:
         ConfigError: a bad argument.
     """
 
+    _logger = _log
+    _READONLY_FIX = "open it without readonly=True to write"
+    _WRITE_FIX = "check disk space and permissions"
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -235,36 +208,15 @@ class SqliteStore:
         sync = str(synchronous).upper()
         if sync not in _SYNCHRONOUS:
             raise ConfigError(f"synchronous={synchronous!r}: use one of {', '.join(_SYNCHRONOUS)} (default FULL)")
-        if not isinstance(snapshot_every, int) or isinstance(snapshot_every, bool) or snapshot_every < 0:
-            raise ConfigError(f"snapshot_every={snapshot_every!r}: use a whole number >= 0 (0: never)")
+        check_options(snapshot_every, writer)
         if not isinstance(busy_timeout_ms, int) or isinstance(busy_timeout_ms, bool) or busy_timeout_ms < 0:
             raise ConfigError(f"busy_timeout_ms={busy_timeout_ms!r}: use a whole number of milliseconds >= 0")
-        if writer not in ("thread", "inline"):
-            raise ConfigError(f"writer={writer!r}: use 'thread' (group commit, the default) or 'inline'")
+        super().__init__(label=f"sqlite store {Path(path)}", snapshot_every=snapshot_every, writer=writer,
+                         readonly=readonly, db_error=sqlite3.Error)
         self.path: Final = Path(path)
         self.synchronous: Final = sync
-        self.snapshot_every: Final = snapshot_every
-        self.readonly: Final = readonly
-        self.writer: Final[Writer] = "inline" if readonly else writer
-        self.commits = 0
-        """How many write transactions committed (group commit makes it far less than the writes)."""
         self._busy_ms = busy_timeout_ms
-        self._mutex = threading.RLock()
-        self._work = threading.Condition(self._mutex)  # the writer waits here for work
-        self._done = threading.Condition(self._mutex)  # flush() waits here for commits
-        self._queue: list[_Op] = []
-        self._issued = 0
-        self._committed = 0
-        self._failure: StoreError | None = None
-        self._failure_seen = False
-        self._stopping = False
-        self._closed = False
-        self._heads: dict[str, _Head] = {}
-        self._specs: dict[bytes, Any] = {}
-        self._spec_rows: dict[int, tuple[Any, str, bytes, bytes]] = {}  # id(spec) -> (spec, format, body, hash)
         self._next_key = 1
-        self._thread: threading.Thread | None = None
-        self._round: anyio.Event | None = None  # durable(): set when the one waiting thread returns
         self._lock: _FileLock | None = None
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
@@ -276,10 +228,7 @@ class SqliteStore:
         self._rlock: contextlib.AbstractContextManager[bool] = (
             self._mutex if self.writer == "inline" else threading.Lock()
         )
-        if self.writer == "thread":
-            self._thread = threading.Thread(target=self._run_writer, name=f"yawlflow-sqlite-writer {self.path}",
-                                            daemon=True)
-            self._thread.start()
+        self._start_writer(f"yawlflow-sqlite-writer {self.path}")
 
     # -- opening -------------------------------------------------------------------------------
     def _open(self, factory: type[sqlite3.Connection] | None) -> None:
@@ -349,11 +298,7 @@ class SqliteStore:
             ) from None
 
     def _migrate(self, conn: sqlite3.Connection, found: int) -> None:
-        steps = [m for m in MIGRATIONS if m.version > found]
-        for want, step in enumerate(steps, start=found + 1):
-            if step.version != want:
-                raise StoreError(f"yawlflow's migrations skip from {want - 1} to {step.version}: this is a bug; "
-                                 "please report it")
+        for step in pending_steps(MIGRATIONS, found):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in step.statements:
@@ -363,7 +308,7 @@ class SqliteStore:
                 conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                              (str(step.version),))
                 conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                             (f"migration.{step.version}", f"{step.description} ({_now_iso()})"))
+                             (f"migration.{step.version}", f"{step.description} ({now_iso()})"))
                 conn.execute("COMMIT")
             except BaseException as exc:
                 _rollback(conn)
@@ -377,89 +322,7 @@ class SqliteStore:
             _log.info("sqlite store %s: schema migrated to version %d (%s)", self.path, step.version,
                       step.description)
 
-    # -- the Store protocol --------------------------------------------------------------------
-    def create(self, record: CaseRecord, spec: Any) -> None:
-        """Register a new case and the spec it runs (each spec version is stored once).
-
-        Raises:
-            StoreError: a case with that id exists, or the spec cannot be stored.
-        """
-        cached = self._spec_rows.get(id(spec))
-        if cached is not None and cached[0] is spec:
-            _, fmt, body, spec_hash = cached
-        else:
-            try:
-                fmt, body, spec_hash = _codec.encode_spec(spec)
-            except _codec.CodecError as exc:
-                raise StoreError(f"sqlite store {self.path}: case {record.case!r}: {exc}") from None
-            if len(self._spec_rows) >= 64:  # specs loaded anew for every case: keep the cache small
-                self._spec_rows.clear()
-            self._spec_rows[id(spec)] = (spec, fmt, body, spec_hash)
-        now = _wall_ns()
-        with self._mutex:
-            self._check_writable()
-            if record.case in self._heads or self._load_head(record.case) is not None:
-                raise CaseExistsError(f"case {record.case!r} already exists in the store")
-            key = self._next_key
-            op = (_CREATE, (spec_hash, _spec_id(spec, record), fmt, body, now),
-                  (key, record.case, spec_hash, record.spec_id, record.net, record.status, record.tenant,
-                   record.parent, -1, GENESIS, now, now))
-            self._write(op)
-            self._next_key = key + 1
-            self._heads[record.case] = _Head(key, 0, GENESIS, spec_hash, -1)
-            self._specs.setdefault(spec_hash, spec)
-
-    def append(self, case: str, event: Event) -> int:
-        """Append one event to the case's log; it is durable once :meth:`flush` or :meth:`durable` returns.
-
-        Returns:
-            The event's ``seq`` in the case's log (0, 1, …).
-
-        Raises:
-            StoreError: no such case, the event holds data that cannot be stored, or (thread mode)
-                an earlier write failed.
-        """
-        try:
-            kind, body = _codec.encode_event(event)
-        except _codec.CodecError as exc:
-            raise StoreError(f"sqlite store {self.path}: case {case!r}: {exc}") from None
-        with self._mutex:
-            self._check_writable()
-            head = self._head(case)
-            seq = head.next_seq
-            digest = event_hash(case, seq, kind, body, head.last_hash)
-            self._write((_APPEND, head.key, seq, kind, body, head.last_hash, digest, event.at_ns, _wall_ns()))
-            head.next_seq = seq + 1
-            head.last_hash = digest
-        return seq
-
-    def events(self, case: str, start: int = 0) -> list[Event]:
-        """The case's log from ``seq`` ``start`` on (all of it by default), oldest first.
-
-        Raises:
-            StoreError: no such case, or one of its records does not decode or is missing (the
-                message names the case and the record; other cases are not affected).
-        """
-        if start < 0:
-            raise ValueError(f"start must be >= 0, not {start}")
-        head = self._head(case)
-        known = head.next_seq  # every event appended so far is read below (the read flushes first)
-        rows: list[tuple[int, str, bytes]] = self._read(lambda conn: conn.execute(
-            "SELECT seq, kind, body FROM events WHERE case_key = ? AND seq >= ? ORDER BY seq", (head.key, start)
-        ).fetchall())
-        out: list[Event] = []
-        for expected, (seq, kind, body) in enumerate(rows, start=start):
-            if seq != expected:
-                raise self._poisoned(case, expected, f"the record is missing (the next one is {seq})")
-            try:
-                out.append(_codec.decode_event(body, kind))
-            except _codec.CodecError as exc:
-                raise self._poisoned(case, seq, str(exc)) from None
-        end = start + len(rows)
-        if end < known:
-            raise self._poisoned(case, end, f"the record is missing (the case's head says its last is {known - 1})")
-        return out
-
+    # -- the Store protocol (the rest is _WriterStore's) -----------------------------------------
     def times(self, case: str, start: int = 0) -> list[int]:
         """When each event from ``seq`` ``start`` on was appended: wall-clock ns since the Unix epoch.
 
@@ -504,253 +367,15 @@ class SqliteStore:
             raise self._poisoned(case, end, f"the record is missing (the case's head says its last is {known - 1})")
         return out
 
-    def set_status(self, case: str, status: str) -> None:
-        """Record the case's status.
-
-        Raises:
-            StoreError: no such case.
-        """
-        with self._mutex:
-            self._check_writable()
-            head = self._head(case)
-            self._write((_STATUS, head.key, status, time.time_ns()))
-
-    def records(self, status: str | None = None, tenant: str | None = None) -> list[CaseRecord]:
-        """Every case, in creation order; only those with ``status`` and/or ``tenant`` when given."""
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        if tenant is not None:
-            where.append("tenant = ?")
-            params.append(tenant)
-        sql = "SELECT id, spec_id, net, status, tenant, parent FROM cases"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY key"
-        rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
-        return [CaseRecord(case=c, spec_id=s, net=n, status=st, tenant=t, parent=p) for c, s, n, st, t, p in rows]
-
-    def spec_of(self, case: str) -> Any:
-        """The spec a case runs (the very object given to :meth:`create` in this process).
-
-        Raises:
-            StoreError: no such case, or its spec does not decode.
-        """
-        head = self._head(case)
-        spec = self._specs.get(head.spec_hash)
-        if spec is not None:
-            return spec
-        row = self._read(lambda conn: conn.execute(
-            "SELECT format, body FROM specs WHERE hash = ?", (head.spec_hash,)).fetchone())
-        if row is None:
-            raise self._poisoned(case, None, f"its spec version {head.spec_hash.hex()[:16]} is not in the store")
-        try:
-            spec = _codec.decode_spec(row[0], row[1])
-        except _codec.CodecError as exc:
-            raise self._poisoned(case, None, f"spec version {head.spec_hash.hex()[:16]}: {exc}") from None
-        return self._specs.setdefault(head.spec_hash, spec)
-
     # -- beyond the protocol -------------------------------------------------------------------
-    def record(self, case: str) -> CaseRecord:
-        """The record of one case.
-
-        Raises:
-            StoreError: no such case.
-        """
-        head = self._head(case)
-        row = self._read(lambda conn: conn.execute(
-            "SELECT id, spec_id, net, status, tenant, parent FROM cases WHERE key = ?", (head.key,)).fetchone())
-        c, s, n, st, t, p = row
-        return CaseRecord(case=c, spec_id=s, net=n, status=st, tenant=t, parent=p)
-
-    def spec_version(self, case: str) -> str:
-        """The version of the spec a case runs: the SHA-256 (hex) of its stored encoding.
-
-        Raises:
-            StoreError: no such case.
-        """
-        return self._head(case).spec_hash.hex()
-
-    def head(self, case: str) -> tuple[int, bytes]:
-        """The case's last ``seq`` (-1 before its first event) and that record's hash.
-
-        Publish it elsewhere to anchor the chain: a rewritten log ends in another hash.
-
-        Raises:
-            StoreError: no such case.
-        """
-        with self._mutex:
-            head = self._head(case)
-            return head.next_seq - 1, head.last_hash
-
-    def snapshot(self, case: str, state: bytes, upto_seq: int) -> None:
-        """Keep the case's state after its event ``upto_seq`` (replacing its older snapshot).
-
-        The state is the caller's encoding (bytes); it is bound to the chain by the hash of
-        record ``upto_seq``.
-
-        Raises:
-            StoreError: no such case, or ``upto_seq`` is not one of its records.
-        """
-        if not isinstance(state, (bytes, bytearray, memoryview)):
-            raise TypeError(f"a snapshot's state must be bytes, not {type(state).__name__}")
-        with self._mutex:
-            self._check_writable()
-            head = self._head(case)
-            if not 0 <= upto_seq < head.next_seq:
-                raise StoreError(f"case {case!r} has no record {upto_seq} to snapshot after (its last is "
-                                 f"{head.next_seq - 1})")
-            self._write((_SNAPSHOT, head.key, case, upto_seq, bytes(state), time.time_ns()))
-            head.snap_seq = max(head.snap_seq, upto_seq)
-
-    def latest_snapshot(self, case: str) -> Snapshot | None:
-        """The case's latest snapshot, or ``None`` (none, or it fails its hash: then fold from the start).
-
-        Raises:
-            StoreError: no such case.
-        """
-        head = self._head(case)
-        row = self._read(lambda conn: conn.execute(
-            "SELECT s.upto_seq, s.anchor, s.state, s.hash, e.hash FROM snapshots s LEFT JOIN events e "
-            "ON e.case_key = s.case_key AND e.seq = s.upto_seq WHERE s.case_key = ? "
-            "ORDER BY s.upto_seq DESC LIMIT 1", (head.key,)).fetchone())
-        if row is None:
-            return None
-        upto, anchor, state, digest, event_digest = row
-        if anchor != event_digest or snapshot_hash(case, upto, anchor, state) != digest:
-            _log.warning("sqlite store %s: case %r: the snapshot after record %d fails its hash; ignoring it "
-                         "(run `yawlflow verify`)", self.path, case, upto)
-            return None
-        return Snapshot(upto, state)
-
-    def needs_snapshot(self, case: str) -> bool:
-        """Whether the case has ``snapshot_every`` events or more after its latest snapshot.
-
-        Raises:
-            StoreError: no such case.
-        """
-        if not self.snapshot_every:
-            return False
-        with self._mutex:
-            head = self._head(case)
-            return head.next_seq - 1 - head.snap_seq >= self.snapshot_every
-
     def verify(self, case: str | None = None) -> list[ChainProblem]:
         """Check the provenance chains (see :func:`yawlflow._provenance.verify`)."""
         return self._read(lambda conn: check_chains(conn, case))
 
-    # -- durability ----------------------------------------------------------------------------
-    def flush(self) -> None:
-        """Block until every write made so far is on disk.
-
-        Raises:
-            StoreError: a write failed (the store must be reopened), or the store is closed.
-        """
-        if self._closed:
-            raise StoreError(f"sqlite store {self.path} is closed")
-        self._wait_for(self._issued)
-
-    async def durable(self) -> None:
-        """Wait, without blocking the event loop, until every write made so far is on disk.
-
-        Returns at once (no checkpoint) when they already are. Otherwise one worker thread
-        (``anyio.to_thread``) waits for the writer's commit, however many tasks await at the same
-        time: the others wait on an ``anyio.Event`` that it sets. So it works on asyncio, uvloop
-        and trio alike, and never takes more than one thread of anyio's pool from handlers.
-        Cancelling the wait does not cancel the writes.
-
-        Raises:
-            StoreError: a write failed (the store must be reopened), or the store is closed.
-        """
-        target = self._issued
-        while True:
-            if self._failure is not None or self._closed:
-                self._wait_for(target)  # raises
-            if self._committed >= target:
-                return
-            current = self._round
-            if current is not None:
-                await current.wait()  # a task waits for a commit already: share it, then look again
-                continue
-            done = self._round = anyio.Event()
-            try:
-                await anyio.to_thread.run_sync(self._wait_for, self._issued, abandon_on_cancel=True)
-            finally:
-                self._round = None
-                done.set()
-
-    @property
-    def pending(self) -> int:
-        """How many writes are queued but not yet committed."""
-        return self._issued - self._committed
-
-    def close(self) -> None:
-        """Write what is pending, stop the writer, close the file and release the lock. Idempotent.
-
-        Raises:
-            StoreError: pending writes were lost to an earlier failure that no call has reported.
-        """
-        with self._mutex:
-            if self._closed:
-                return
-            unreported = not self._failure_seen
-        error: StoreError | None = None
-        try:
-            self.flush()
-        except StoreError as exc:
-            error = exc
-        with self._mutex:
-            self._stopping = True
-            self._closed = True
-            self._work.notify_all()
-            self._done.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-        self._release()
-        if error is not None and unreported:
-            raise error
-
-    async def aclose(self) -> None:
-        """:meth:`close` in a worker thread, so that the final commit does not block the event loop."""
-        await anyio.to_thread.run_sync(self.close)
-
-    def __enter__(self) -> SqliteStore:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("read-only" if self.readonly else f"writer={self.writer}")
-        return f"<SqliteStore {str(self.path)!r} {state}>"
+        return f"<SqliteStore {str(self.path)!r} {self._state()}>"
 
     # -- internals: writes ---------------------------------------------------------------------
-    def _check_writable(self) -> None:
-        if self._closed:
-            raise StoreError(f"sqlite store {self.path} is closed")
-        if self.readonly:
-            raise StoreError(f"sqlite store {self.path} was opened read-only; open it without readonly=True to write")
-        if self._failure is not None:
-            self._failure_seen = True
-            raise self._failure
-
-    def _write(self, op: _Op) -> None:
-        """Under the mutex: commit ``op`` now (inline) or queue it for the writer (thread)."""
-        if self.writer == "inline":
-            try:
-                self._apply([op])
-            except sqlite3.Error as exc:
-                raise self._write_error(exc, 1, sticky=self._failure is not None) from None
-            self._issued += 1
-            self._committed += 1
-        else:
-            self._queue.append(op)
-            self._issued += 1
-            self._work.notify()
-
     def _apply(self, batch: Sequence[_Op]) -> None:
         """Write ``batch`` in one transaction; on failure roll it back (or mark the store broken)."""
         conn = self._wconn
@@ -761,32 +386,35 @@ class SqliteStore:
             rows: list[tuple[Any, ...]] = []  # consecutive appends: one executemany
             for op in batch:
                 code = op[0]
+                key = op[1].key
                 if code == _APPEND:
-                    rows.append(op[1:])
-                    heads[op[1]] = (op[2], op[6], op[8])  # updated_at: the wall clock
+                    rows.append((key, *op[2:]))
+                    heads[key] = (op[2], op[6], op[8])  # updated_at: the wall clock
                     continue
                 if rows:
                     conn.executemany(_INSERT_EVENT, rows)
                     rows = []
                 if code == _CREATE:
                     conn.execute("INSERT OR IGNORE INTO specs (hash, spec_id, format, body, created_at) "
-                                 "VALUES (?, ?, ?, ?, ?)", op[1])
+                                 "VALUES (?, ?, ?, ?, ?)", op[2])
                     conn.execute("INSERT INTO cases (key, id, spec_hash, spec_id, net, status, tenant, parent, "
                                  "last_seq, last_hash, created_at, updated_at) "
-                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", op[2])
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (key, *op[3]))
                 elif code == _STATUS:
-                    _, key, status, now = op
+                    _, _, status, now = op
                     conn.execute("UPDATE cases SET status = ?, updated_at = ? WHERE key = ?", (status, now, key))
                 else:
-                    _, key, case, upto, state, now = op
-                    row = conn.execute("SELECT hash FROM events WHERE case_key = ? AND seq = ?",
-                                       (key, upto)).fetchone()
-                    if row is None:
-                        raise sqlite3.IntegrityError(f"case {case!r} has no record {upto} to anchor a snapshot")
-                    anchor = row[0]
+                    _, head, upto, anchor, state, now = op
+                    if anchor is None:  # an older record than the head's: read its hash
+                        row = conn.execute("SELECT hash FROM events WHERE case_key = ? AND seq = ?",
+                                           (key, upto)).fetchone()
+                        if row is None:
+                            raise sqlite3.IntegrityError(f"case {head.case!r} has no record {upto} to anchor a "
+                                                         "snapshot")
+                        anchor = row[0]
                     conn.execute("INSERT OR REPLACE INTO snapshots (case_key, upto_seq, anchor, state, hash, at) "
                                  "VALUES (?, ?, ?, ?, ?, ?)",
-                                 (key, upto, anchor, state, snapshot_hash(case, upto, anchor, state), now))
+                                 (key, upto, anchor, state, snapshot_hash(head.case, upto, anchor, state), now))
                     conn.execute("DELETE FROM snapshots WHERE case_key = ? AND upto_seq < ?", (key, upto))
             if rows:
                 conn.executemany(_INSERT_EVENT, rows)
@@ -803,54 +431,11 @@ class SqliteStore:
             raise
         self.commits += 1
 
-    def _write_error(self, exc: BaseException, count: int, *, sticky: bool) -> StoreError:
-        what = "1 write" if count == 1 else f"{count} writes"
-        tail = ("; the store must be reopened (unfinished cases resume from what was stored)" if sticky
-                else "; the store is unchanged and usable")
-        return StoreError(
-            f"sqlite store {self.path}: {what} failed and rolled back: {exc} (check disk space and permissions)"
-            + tail
-        )
-
-    def _run_writer(self) -> None:
-        while True:
-            with self._mutex:
-                while not self._queue and not self._stopping:
-                    self._work.wait()
-                if not self._queue:
-                    return
-                batch, self._queue = self._queue, []
-                target = self._issued
-            try:
-                self._apply(batch)
-            except Exception as exc:  # every failure must reach flush()/durable(), not vanish with the thread
-                with self._mutex:
-                    lost = len(batch) + len(self._queue)
-                    self._queue = []
-                    self._failure = self._write_error(exc, lost, sticky=True)
-                    self._done.notify_all()
-                _log.error("%s", self._failure)
-                return
-            with self._mutex:
-                self._committed = target
-                self._done.notify_all()
-
-    def _wait_for(self, target: int) -> None:
-        with self._mutex:
-            while self._committed < target and self._failure is None and not self._closed:
-                self._done.wait()
-            if self._failure is not None:
-                self._failure_seen = True
-                raise self._failure
-            if self._committed < target:
-                raise StoreError(f"sqlite store {self.path} was closed before its pending writes were committed")
-
     # -- internals: reads ----------------------------------------------------------------------
     def _read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._closed:
             raise StoreError(f"sqlite store {self.path} is closed")
-        if self._committed < self._issued or self._failure is not None:
-            self.flush()
+        self._catch_up()
         with self._rlock:
             conn = self._rconn
             if conn is None:
@@ -861,13 +446,8 @@ class SqliteStore:
                 raise StoreError(f"sqlite store {self.path}: reading failed: {exc} (check the file with "
                                  "`yawlflow verify`)") from None
 
-    def _head(self, case: str) -> _Head:
-        head = self._heads.get(case)
-        if head is None:
-            head = self._load_head(case)
-            if head is None:
-                raise StoreError(f"no case {case!r} in the store")
-        return head
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self._read(lambda conn: conn.execute(sql, params).fetchall())
 
     def _load_head(self, case: str) -> _Head | None:
         """The head of a case this process has not touched yet (committed: no flush needed)."""
@@ -886,16 +466,21 @@ class SqliteStore:
         if row is None:
             return None
         key, last_seq, last_hash, spec_hash, snap = row
-        head = _Head(key, last_seq + 1, last_hash, spec_hash, -1 if snap is None else snap)
+        head = _Head(case, key, last_seq + 1, last_hash, spec_hash, -1 if snap is None else snap)
         with self._mutex:
             return self._heads.setdefault(case, head)
 
-    def _poisoned(self, case: str, seq: int | None, what: str) -> StoreError:
-        where = f"case {case!r}" if seq is None else f"case {case!r}, record {seq}"
-        return StoreError(
-            f"sqlite store {self.path}: {where}: {what}; this case cannot be loaded (other cases are not affected): "
-            f"check it with `yawlflow verify --store sqlite:///{self.path} {case}`"
-        )
+    def _new_head(self, case: str, spec_hash: bytes) -> _Head:
+        return _Head(case, self._next_key, 0, GENESIS, spec_hash, -1)
+
+    def _created(self, head: _Head) -> None:
+        self._next_key += 1
+
+    def _now_ns(self) -> int:
+        return _wall_ns()
+
+    def _store_arg(self) -> str:
+        return f"sqlite:///{self.path}"
 
     def _release(self) -> None:
         for conn in {id(c): c for c in (self._rconn, self._wconn) if c is not None}.values():
@@ -908,11 +493,6 @@ class SqliteStore:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def _spec_id(spec: Any, record: CaseRecord) -> str:
-    value = getattr(spec, "id", None)
-    return value if isinstance(value, str) else record.spec_id
-
-
 def _rollback(conn: sqlite3.Connection) -> bool:
     """Roll back an open transaction; ``False`` if that failed (the connection's state is unknown)."""
     if not conn.in_transaction:
@@ -922,10 +502,6 @@ def _rollback(conn: sqlite3.Connection) -> bool:
     except sqlite3.Error:
         return False
     return True
-
-
-def _now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
@@ -1009,7 +585,7 @@ class _FileLock:
                 "engine writes a store at a time; stop that one first, or give this one another store. To read it "
                 "meanwhile, open it read-only (yawlflow verify / cases list do)"
             ) from None
-        info = f"pid {os.getpid()} on {platform.node() or 'this host'} since {_now_iso()}"
+        info = f"pid {os.getpid()} on {platform.node() or 'this host'} since {now_iso()}"
         try:
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
