@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ._engine import Engine as Engine
     from ._handlers import HandlerRegistry as HandlerRegistry
     from ._handlers import ItemContext as ItemContext
+    from ._hooks import HookEvent as HookEvent
     from ._run import run as run
     from ._spec import load as load
     from ._spec import loads as loads
@@ -43,6 +44,7 @@ __all__ = (
     "ConnectorError",
     "Engine",
     "HandlerRegistry",
+    "HookEvent",
     "InvalidEventError",
     "ItemContext",
     "Problem",
@@ -71,6 +73,7 @@ _LAZY = {
     "Engine": "._engine",
     "HandlerRegistry": "._handlers",
     "ItemContext": "._handlers",
+    "HookEvent": "._hooks",
     "run": "._run",
     "load": "._spec",
     "loads": "._spec",

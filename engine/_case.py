@@ -20,6 +20,7 @@ the trace does not depend on timing or on the event-loop backend.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections.abc import Mapping
@@ -51,6 +52,8 @@ from ._events import (
     fingerprint,
 )
 from ._handlers import ItemContext, _Entry
+from ._hooks import HookEvent
+from ._limits import Slots
 from ._runner import Step, TraceRecord
 from ._store import CaseRecord, Store
 from ._why import Wait, why
@@ -131,6 +134,14 @@ def _check_key(key: object) -> str | None:
     return key
 
 
+_HOOKS_OF: dict[str, tuple[str, ...]] = {
+    "case.started": ("after_case_start",), "case.completed": ("after_case_complete", "cleanup"),
+    "case.failed": ("on_case_error", "cleanup"), "case.cancelled": ("on_case_cancel", "cleanup"),
+    "item.completed": ("after_item_complete",), "item.failed": ("on_item_error",),
+    "item.retried": ("on_item_error",), "item.cancelled": ("on_item_cancel",),
+}
+"""The hooks each trace record calls (see :mod:`yawlflow._hooks`)."""
+
 _ENDED = {"item.completed": "has already completed", "item.cancelled": "was withdrawn or cancelled",
           "item.failed": "has failed"}
 
@@ -148,10 +159,41 @@ class Case:
 
     # slots: 10,000 waiting cases hold 10,000 of these; a __dict__ of ~30 attributes is 1.6 KiB each
     __slots__ = (
-        "_children", "_detached", "_done", "_draining", "_driving", "_engine", "_finished", "_forwarding",
-        "_held", "_history", "_hosted", "_inbox", "_parent", "_parent_item", "_pending", "_ready", "_ready_event",
-        "_rng", "_root", "_runner", "_scopes", "_spec", "_state", "_tg", "_timer_loop_started", "_timer_scope",
-        "_timer_wakeup", "_timers", "_trace", "_waiters", "id", "net", "tenant",
+        "_abandoned",
+        "_children",
+        "_detached",
+        "_done",
+        "_draining",
+        "_driving",
+        "_engine",
+        "_finished",
+        "_forwarding",
+        "_held",
+        "_history",
+        "_hosted",
+        "_inbox",
+        "_parent",
+        "_parent_item",
+        "_pending",
+        "_ready",
+        "_ready_event",
+        "_rng",
+        "_root",
+        "_runner",
+        "_scopes",
+        "_slot",
+        "_spec",
+        "_state",
+        "_tg",
+        "_timer_loop_started",
+        "_timer_scope",
+        "_timer_wakeup",
+        "_timers",
+        "_trace",
+        "_waiters",
+        "id",
+        "net",
+        "tenant",
     )
 
     def __init__(self, engine: Engine, spec: CompiledSpec, net: str, case_id: str, *,
@@ -195,6 +237,8 @@ class Case:
         self._history: _History | None = None
         # what a suspended case (or item) would have started: handlers and due timers, run on resume
         self._held: list[StartItem | TimerFired] | None = None
+        self._abandoned = False  # another engine took the case (a shared store's lease)
+        self._slot: Slots | None = None  # a root case's place in its tenant's case limit
 
     # -- public API ------------------------------------------------------------------------------
     @property
@@ -441,14 +485,27 @@ class Case:
         await self._acked()
 
     async def idle(self) -> None:
-        """Return once no auto work runs in the case (or its sub-cases) and it waits or is done."""
+        """Return once no auto work runs in the case (or its sub-cases) and it waits or is done.
+
+        Raises:
+            StoreError: the engine's store failed before the case ended: it cannot go on in this
+                engine (resume it from the store in a new one).
+        """
+        if self._engine._broken is not None and not self._finished:
+            raise self._engine._broken_error()
         while not (self._finished or self._root_running() == 0):
             await self._wait_change()
 
     async def result(self) -> Result:
-        """Wait until the case ends; return how."""
+        """Wait until the case ends; return how.
+
+        Raises:
+            StoreError: the engine's store failed before the case ended (see :meth:`idle`).
+        """
         while not self._finished:
             await self._wait_change()
+        if self._abandoned:
+            raise self._elsewhere()
         return self._result()
 
     def __repr__(self) -> str:
@@ -460,7 +517,30 @@ class Case:
 
     async def _acked(self) -> None:
         if self._engine._durable_store:
-            await self._engine._ack()
+            await self._engine._ack(self)
+
+    def _elsewhere(self) -> StoreError:
+        return StoreError(f"case {self.id!r} is run by another engine now (its lease on the shared store "
+                          f"{self._engine.store_url} passed to it): make the call there")
+
+    def _abandon(self) -> None:
+        """Stop running this case here (another engine holds it now): cancel its work, wake its waiters.
+
+        Its handle stays readable; API calls on it are refused (its engine no longer runs it).
+        """
+        self._finished = True
+        self._abandoned = True
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot.release()
+        for scope in list(self._scopes.values()):
+            scope.cancel()
+        self._scopes.clear()
+        self._timers.clear()
+        self._held = None
+        if self._done is not None:
+            self._done.set()
+        self._notify()
 
     def _repeat(self, event: ItemStarted | ItemCompleted | ItemCancelRequested | SignalReceived) -> bool:
         """Whether ``event``'s idempotency key was applied already (then the call is a no-op).
@@ -492,9 +572,14 @@ class Case:
                                  "live items with case.work_items()")
 
     def _set_status(self, status: str) -> None:
-        store = self._engine._store
-        if store is not None:
-            store.set_status(self.id, status)
+        engine = self._engine
+        store = engine._store
+        if store is not None and engine._broken is None:
+            try:
+                store.set_status(self.id, status)
+            except StoreError as exc:
+                engine._store_failed(exc)
+                raise
 
     def _release(self) -> None:
         """Start what the case held while it (or one of its items) was suspended."""
@@ -538,6 +623,11 @@ class Case:
             )
 
     def _api(self, event: Event) -> None:
+        broken = self._engine._broken
+        if broken is not None:
+            raise self._engine._broken_error()
+        if self._abandoned:
+            raise self._elsewhere()
         if self._finished:
             raise InvalidEventError(f"case {self.id!r} has ended ({self.status}): it takes no more calls")
         if self._engine._store is None:
@@ -564,11 +654,18 @@ class Case:
                 taken += 1
                 if self._finished:
                     continue
+                if self._engine._broken is not None:
+                    taken = len(inbox)  # the store failed: nothing more is applied (resume from the store)
+                    break
                 try:
                     step = self._runner.handle(self._state, event)
                 except InvalidEventError:
                     continue  # a late result for an item withdrawn meanwhile: nothing to do
-                self._applied(event, step)
+                try:
+                    self._applied(event, step)
+                except StoreError:
+                    taken = len(inbox)  # recorded by _applied: the API calls and waiters raise it
+                    break
         finally:
             del inbox[:taken]
             self._draining = False
@@ -583,8 +680,14 @@ class Case:
         store = engine._store
         if store is None:  # pragma: no cover - _api checks first; nothing runs once the engine has left
             raise YawlflowInternalError("the store is closed: this is a bug; please report it")
+        if engine._broken is not None:
+            raise engine._broken_error()
         if seq is None:
-            seq = store.append(self.id, event)
+            try:
+                seq = store.append(self.id, event)
+            except StoreError as exc:
+                engine._store_failed(exc)  # the state is ahead of the log now: nothing more is written
+                raise
         done = 0
         for effect, pos in zip(step.effects, step.positions, strict=True):
             if pos > done:
@@ -592,14 +695,41 @@ class Case:
                 done = pos
             self._effect(effect)  # a sub-case's events land right after what caused them
         self._extend_trace(step.trace[done:])
-        if engine._snap_every and not self._finished and store.needs_snapshot(self.id):
-            engine._snapshot(self, store, seq)  # the state after event seq, its timers armed
+        if engine._snap_every and not self._finished and engine._broken is None:
+            try:
+                if store.needs_snapshot(self.id):
+                    engine._snapshot(self, store, seq)  # the state after event seq, its timers armed
+            except StoreError as exc:
+                engine._store_failed(exc)
+                raise
 
     def _extend_trace(self, records: list[TraceRecord]) -> None:
+        if self._engine.hooks.any and records:
+            self._hook_records(records)
         case: Case | None = self
         while case is not None:
             case._trace.extend(records)
             case = case._parent
+
+    def _hook_records(self, records: list[TraceRecord]) -> None:
+        """Tell the engine's hooks what these trace records of this case say happened."""
+        engine = self._engine
+        hooks = engine.hooks
+        tenant = self._root.tenant
+        for r in records:
+            names = _HOOKS_OF.get(str(r["event"]), ())
+            for name in names:
+                if not hooks.wants(name):
+                    continue
+                data = r["data"]
+                if r["event"] == "item.failed":
+                    data = {**(data or {}), "final": True}
+                elif r["event"] == "item.retried":
+                    data = {**(data or {}), "final": False}
+                elif name == "cleanup" or r["event"] in ("case.started", "case.failed", "case.cancelled"):
+                    data = dict(self._state.data)
+                hooks.notify(HookEvent(event=name, case=self.id, tenant=tenant, task=r["task"],
+                                       item=r["item"], data=data), engine._tg)
 
     def _begin(self, data: dict[str, Any]) -> None:
         self._create()
@@ -691,6 +821,12 @@ class Case:
     def _start_item(self, effect: StartItem) -> None:
         if (self._state.suspended or self._state.paused is not None) and self._hold(effect):
             return
+        engine = self._engine
+        if engine._closing:  # shutting down: nothing new starts (a durable store resumes it later)
+            if self._held is None:
+                self._held = []
+            self._held.append(effect)
+            return
         tid = self._runner.net.task_ids[effect.task]
         task = self._runner.net.tasks[tid]
         try:
@@ -710,7 +846,8 @@ class Case:
                 root._driving = True
                 root._spawn(root._driver)  # the driver starts with the tree's first ready item
             return
-        if entry.quick and not entry.is_async and effect.attempt == 1 and task.timeout_ns is None:
+        if (entry.quick and not entry.is_async and effect.attempt == 1 and task.timeout_ns is None
+                and not engine._slow_path):
             self._inbox.append(self._call_inline(entry, effect))  # no task: the cost model's fast path
             return
         scope = anyio.CancelScope()
@@ -760,6 +897,9 @@ class Case:
 
     async def _run_item(self, effect: StartItem, entry: _Entry, scope: anyio.CancelScope) -> None:
         task = self._runner.net.tasks[self._runner.net.task_ids[effect.task]]
+        engine = self._engine
+        gates = engine._gates.for_item(effect.task, self._root.tenant) if engine._gated else ()
+        taken = 0
         try:
             with scope:
                 if effect.attempt > 1 and task.retry is not None:
@@ -767,13 +907,21 @@ class Case:
                     ceiling = r.backoff_ns * 2 ** (effect.attempt - 2)
                     if r.max_backoff_ns is not None:
                         ceiling = min(ceiling, r.max_backoff_ns)
-                    await self._engine.clock.sleep_until(self._now() + int(self._rng.random() * ceiling))
+                    await engine.clock.sleep_until(self._now() + int(self._rng.random() * ceiling))
+                for gate in gates:  # a limit reached queues the item (in arrival order), never drops it
+                    await gate.acquire()
+                    taken += 1
+                if engine.hooks.wants("before_item_start"):
+                    await engine.hooks.before(HookEvent(event="before_item_start", case=self.id,
+                                                        tenant=self._root.tenant, task=effect.task, item=effect.item,
+                                                        data=effect.input))
                 outcome: Event
+                timeout_ns = task.timeout_ns if task.timeout_ns is not None else engine.execution.timeout_ns
                 try:
-                    if task.timeout_ns is None:
+                    if timeout_ns is None:
                         value = await self._call(entry, effect)
                     else:
-                        value = await self._with_timeout(entry, effect, task.timeout_ns)
+                        value = await self._with_timeout(entry, effect, timeout_ns)
                 except Exception as exc:
                     outcome = self._failure(effect, exc)
                 else:
@@ -782,6 +930,8 @@ class Case:
                     del self._scopes[effect.item]
                 self._post(outcome)
         finally:
+            for gate in gates[:taken]:
+                gate.release()
             if self._scopes.get(effect.item) is scope:
                 del self._scopes[effect.item]
             self._notify()
@@ -905,11 +1055,13 @@ class Case:
     # -- internals: ending, waiting ------------------------------------------------------------
     def _finish(self, effect: CaseFinished) -> None:
         self._finished = True
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot.release()
         if _log.isEnabledFor(logging.DEBUG):
             _log.debug("case %s %s", self.id, effect.status, extra={"case_id": self.id, "status": effect.status})
-        store = self._engine._store
-        if store is not None:
-            store.set_status(self.id, effect.status)
+        with contextlib.suppress(StoreError):  # recorded by the engine; the log says how the case ended
+            self._set_status(effect.status)
         for scope in list(self._scopes.values()):
             scope.cancel()
         self._scopes.clear()
@@ -943,6 +1095,9 @@ class Case:
         return len(self._scopes) + len(self._inbox) + sum(c._running_in_tree() for c in self._children.values())
 
     def _notify(self) -> None:
+        drain = self._engine._drain_event
+        if drain is not None:
+            drain.set()
         case: Case | None = self
         while case is not None:
             if case._waiters:
@@ -952,11 +1107,20 @@ class Case:
             case = case._parent
 
     async def _wait_change(self) -> None:
+        """Wait until something changes in the case (or its tree).
+
+        Raises:
+            StoreError: the engine's store failed: the case cannot go on in this engine.
+        """
+        if self._engine._broken is not None:
+            raise self._engine._broken_error()
         event = anyio.Event()
         if self._waiters is None:
             self._waiters = []
         self._waiters.append(event)
         await event.wait()
+        if self._engine._broken is not None:
+            raise self._engine._broken_error()
 
     def _spec_keeps(self, name: str) -> bool:
         return any(

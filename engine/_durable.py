@@ -35,7 +35,7 @@ from ._errors import InvalidEventError, StoreError, YawlflowError
 from ._events import CaseCancelRequested, CaseStarted, Event, ItemCompleted, ItemFailed, TimerFired
 from ._runner import NetRunner, TraceRecord
 from ._state import CaseState, ItemRecord, JoinState, MIGroup
-from ._store import Store
+from ._store import CaseDamagedError, Store
 
 __all__ = (
     "IMAGE_VERSION",
@@ -245,14 +245,14 @@ def fold_case(store: Store, case: str, runner: NetRunner, blank: CaseState, *, u
         if not events:
             raise UnstartedCaseError(f"case {case!r} was registered but its start never reached the store")
         if not isinstance(events[0], CaseStarted):
-            raise StoreError(f"case {case!r} cannot be loaded: its first record is a {type(events[0]).__name__}, not "
-                             f"a case_started record (check it with `yawlflow verify --store URL {case}`)")
+            raise CaseDamagedError(f"case {case!r} cannot be loaded: its first record is a {type(events[0]).__name__}, "
+                                   f"not a case_started record (check it with `yawlflow verify --store URL {case}`)")
         state = blank.fresh(case)
     for seq, event in enumerate(events, start=start):
         try:
             step = runner.handle(state, event)
         except (InvalidEventError, YawlflowError, KeyError, IndexError, ValueError) as exc:
-            raise StoreError(
+            raise CaseDamagedError(
                 f"case {case!r}, record {seq}: the record does not apply to the case's state ({exc}); the case "
                 f"cannot be loaded (check it with `yawlflow verify --store URL {case}`)"
             ) from None

@@ -20,6 +20,7 @@ key (after asking the handler's ``reconcile``), sub-cases reattached.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import logging
@@ -36,16 +37,21 @@ import anyio.to_thread
 from ._case import Case, _check_data, _check_key, _History
 from ._clock import Clock, SystemClock
 from ._compiled import KIND_AUTO, KIND_COMPOSITE, CompiledSpec, compile_spec
+from ._config import CONFIG_ENV, check_config, read_config
+from ._config import execution as _execution_config
+from ._config import limits as _limits_config
 from ._durable import ImageError, UnstartedCaseError, encode_image, fold_case
 from ._effects import StartItem, StartSubcase
 from ._errors import ConfigError, InvalidEventError, StoreError, YawlflowError, YawlflowInternalError
 from ._events import CaseCancelRequested, CaseStarted, ItemCompleted
 from ._handlers import Handler, HandlerRegistry, ItemContext, _Entry
+from ._hooks import HookEvent, Hooks
+from ._limits import Gates
 from ._runner import NetRunner
 from ._spec import load
 from ._spec._model import Spec
 from ._state import CaseState
-from ._store import CaseExistsError, CaseRecord, MemoryStore, Store, check_store_url, open_store
+from ._store import CaseDamagedError, CaseExistsError, CaseRecord, MemoryStore, Store, check_store_url, open_store
 
 __all__ = ("CaseInfo", "Engine")
 
@@ -146,6 +152,12 @@ class Engine:
         for name, connector in (connectors or {}).items():
             registry.register(name, connector)
         # its jitter is seeded with the engine, so a seeded run's connector retries replay too
+        self.execution = _execution_config(None, self.config.get("execution"))
+        self._gates = Gates(_limits_config(None, self.config.get("limits")))
+        self._gated = self._gates.any_item_limit
+        self.hooks = Hooks()
+        self._closing = False  # leaving: nothing new starts while running items drain
+        self._drain_event: anyio.Event | None = None
         self.connectors = ConnectorHost(
             registry=registry, clock=self.clock, config=self.config.get("connectors"),
             rng=random.Random(f"connectors/{seed}") if seed is not None else None,  # noqa: S311 - jitter
@@ -159,6 +171,38 @@ class Engine:
         self._runners: dict[tuple[int, str], tuple[NetRunner, CaseState]] = {}
         self._cases: dict[str, Case] = {}
         self._tg: anyio.abc.TaskGroup | None = None
+        # the first store failure while running: from then on nothing is written or applied (the
+        # in-memory state may be ahead of the log); API calls and waiters raise it; resume elsewhere
+        self._broken: StoreError | None = None
+
+    @property
+    def _slow_path(self) -> bool:
+        """Whether quick handlers must leave the inline fast path (limits to queue on, before-hooks to await)."""
+        return self._gated or self.hooks.wants("before_item_start")
+
+    def metrics(self) -> dict[str, Any]:
+        """What the engine counts now: cases by status, items running and queued behind limits, hooks.
+
+        Returns:
+            ``{"cases": {"running", "suspended", "finished"}, "items": {"running", "queued"},
+            "hooks": {"called", "failed"}, "limits": {gate: {"held", "limit", "waiting"}}}``.
+        """
+        running = suspended = finished = items = 0
+        for case in self._cases.values():
+            if case._finished:
+                finished += 1
+            elif case._state.suspended:
+                suspended += 1
+            else:
+                running += 1
+            items += len(case._scopes)
+        gates = self._gates.all()
+        return {
+            "cases": {"running": running, "suspended": suspended, "finished": finished},
+            "items": {"running": items, "queued": sum(g.waiting for g in gates)},
+            "hooks": {"called": self.hooks.called, "failed": self.hooks.failed},
+            "limits": {g.name: {"held": g.held, "limit": g.limit, "waiting": g.waiting} for g in gates},
+        }
 
     @property
     def store(self) -> Store:
@@ -176,6 +220,11 @@ class Engine:
     async def __aenter__(self) -> Engine:
         if self._tg is not None:
             raise ConfigError("this engine is already running; use one `async with` per engine")
+        if self._broken is not None and not self._durable_store:
+            raise ConfigError(f"this engine's in-memory store failed ({self._broken}): its cases cannot go on; "
+                              "make a new engine")
+        self._broken = None
+        self._closing = False
         if self._store is None:
             self._store = open_store(self.store_url)  # StoreError: locked by another engine, not a store...
         self._snap_every = self._store.snapshot_every
@@ -198,23 +247,90 @@ class Engine:
         service = getattr(self.clock, "run", None)
         if callable(service):
             tg.start_soon(service)
+        if callable(getattr(self._store, "renew", None)):
+            tg.start_soon(self._renew_leases)
         return self
+
+    async def _renew_leases(self) -> None:
+        """On a shared store, renew this engine's case leases every third of their length.
+
+        Leases run on the database server's clock, so this sleeps in real time, not on the
+        engine's clock (a fake clock in tests would let them expire or renew them never).
+        """
+        store = self._store
+        lease_s = float(getattr(store, "lease_s", 30.0))
+        while True:
+            await anyio.sleep(lease_s / 3)
+            if store is None or self._broken is not None:
+                return
+            try:
+                await anyio.to_thread.run_sync(store.renew)  # type: ignore[attr-defined]
+            except StoreError as exc:
+                self._store_failed(exc)
+                return
 
     async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
                         tb: TracebackType | None) -> bool | None:
+        if et is None and self.execution.drain_ns:
+            await self._drain(self.execution.drain_ns)
         tg, self._tg = self._tg, None
         if tg is None:  # pragma: no cover
             raise YawlflowInternalError("tg is unset: this is a bug; please report it")
         tg.cancel_scope.cancel()
         try:
             suppress = await tg.__aexit__(et, ev, tb)
+        except BaseExceptionGroup as group:
+            await self._close_connectors()
+            await self._close_store(quiet=True)
+            first = _only_store_errors(group)
+            if first is not None:  # one clean StoreError for the embedder, not a group per task group
+                raise first from None
+            raise
         except BaseException:
             await self._close_connectors()
             await self._close_store(quiet=True)
             raise
         await self._close_connectors()
-        await self._close_store(quiet=et is not None and not suppress)
+        broken = self._broken
+        await self._close_store(quiet=broken is not None or (et is not None and not suppress))
+        if broken is not None and et is None:  # a handler's result could not be written: say so
+            raise StoreError(f"the engine's store failed while it ran ({broken}); the unfinished cases resume from "
+                             "what was written (async with Engine(store=...) as engine: await engine.resume())"
+                             ) from broken
         return suppress
+
+    def stop(self) -> None:
+        """Stop taking new work now (a graceful shutdown's first step, e.g. on SIGTERM).
+
+        No case starts and no new item starts from now on (what would start is held; with a
+        durable store it starts on ``resume()``); running items go on. Leaving the engine then
+        waits up to ``execution.drain`` for them and cancels the rest.
+        """
+        self._closing = True
+
+    async def _drain(self, drain_ns: int) -> None:
+        """Leaving the engine: start nothing new, let running items finish for ``drain_ns`` (engine clock).
+
+        What is still running then is cancelled by the caller; with a durable store it is in the
+        log as started and runs again on ``resume()``.
+        """
+        self._closing = True
+        deadline = self.clock.now_ns() + drain_ns
+        with anyio.CancelScope() as outer:
+            async def timer() -> None:
+                await self.clock.sleep_until(deadline)
+                outer.cancel()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(timer)
+                while any(case._scopes or case._inbox for case in self._cases.values()):
+                    self._drain_event = anyio.Event()
+                    await self._drain_event.wait()
+                tg.cancel_scope.cancel()
+        self._drain_event = None
+        if outer.cancelled_caught:
+            _log.warning("engine %s: items still running after the drain time (%gs) are cancelled", self.store_url,
+                         drain_ns / 1e9)
 
     def _renew_host(self) -> None:
         """A fresh connector host with the same registry and configuration (a host is entered once)."""
@@ -262,11 +378,76 @@ class Engine:
                 self._cases.clear()
                 self._dormant.clear()
 
-    async def _ack(self) -> None:
-        """Return once every event applied so far is durable (the memory store: at once, no checkpoint)."""
+    async def _ack(self, case: Case | None = None) -> None:
+        """Return once every event applied so far is durable (the memory store: at once, no checkpoint).
+
+        Args:
+            case: the case whose API call waits (on a shared store, losing *other* cases'
+                leases does not fail its call).
+
+        Raises:
+            StoreError: the store failed (now, or earlier while this engine ran), or ``case`` is
+                leased to another engine now.
+        """
+        if self._broken is not None:
+            raise self._broken_error()
         store = self._store
         if store is not None:
-            await store.durable()
+            try:
+                await store.durable()
+            except StoreError as exc:
+                lost = _lost_cases(exc)
+                if lost is None:
+                    self._store_failed(exc)
+                    raise
+                roots = self._lost_roots(lost)
+                self._lose(lost, exc)
+                if case is not None and case._root.id in roots:
+                    raise
+
+    def _lose(self, lost: dict[str, str | None], exc: StoreError) -> None:
+        """Stop running the cases another engine now holds (their trees): forget them, cancel their work."""
+        for root in self._lost_roots(lost):
+            top = self._cases.get(root)
+            if top is None:
+                continue
+            _log.warning("case %s is leased to another engine now (%s): this engine stops running it", root,
+                         lost.get(root) or "unknown", extra={"case_id": root})
+            for case in top._tree() if not top._finished else [top]:
+                case._abandon()
+                self._cases.pop(case.id, None)
+
+    def _lost_roots(self, lost: dict[str, str | None]) -> set[str]:
+        roots = set()
+        for case_id in lost:
+            case = self._cases.get(case_id)
+            roots.add(case._root.id if case is not None else case_id)
+        return roots
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """Stop writing after the store's first failure, and wake every waiter so that it raises.
+
+        A lost lease (a shared store refusing writes for cases another engine took) is not a
+        failure of the store: those cases are dropped from this engine, the others go on.
+        """
+        lost = _lost_cases(exc)
+        if lost is not None:
+            self._lose(lost, exc)
+            return
+        if self._broken is not None:
+            return
+        self._broken = exc
+        _log.error("engine %s: the store failed, nothing more is written; leave the engine and resume the cases "
+                   "from the store in a new one (Engine.resume()): %s", self.store_url, exc)
+        for case in list(self._cases.values()):
+            case._notify()
+
+    def _broken_error(self) -> StoreError:
+        exc = self._broken
+        return StoreError(
+            f"the engine's store failed earlier ({exc}); nothing since was written: leave this engine and resume "
+            f"the unfinished cases in a new one (async with Engine(store=...) as engine: await engine.resume())"
+        )
 
     def _snapshot(self, case: Case, store: Store, seq: int) -> None:
         """Keep the case's state after its event ``seq`` (called when the store asks for one)."""
@@ -308,11 +489,35 @@ class Engine:
         """
         if self._tg is None:
             raise ConfigError("the engine is not running: use `async with yf.Engine() as engine:` first")
+        if self._broken is not None:
+            raise self._broken_error()
+        if self._closing:
+            raise ConfigError("the engine is shutting down (draining its running items): it starts no new case")
         if not isinstance(spec, Spec):
             spec = load(spec)
         payload = _check_data(data, "case data")
         key = _check_key(key)
         compiled = self._compile(spec)
+        if self.hooks.wants("before_case_start"):
+            await self.hooks.before(HookEvent(event="before_case_start", tenant=tenant, data=payload))
+        slot = self._gates.for_case(tenant)
+        if slot is not None:
+            await slot.acquire()  # the tenant's limit of unfinished cases: wait for one to end
+        try:
+            case = await self._start(compiled, payload, tenant, key)
+        except BaseException:
+            if slot is not None:
+                slot.release()
+            raise
+        if slot is not None:
+            if case._slot is None and not case._finished:
+                case._slot = slot
+            else:
+                slot.release()  # a repeated start (its case holds a slot already), or it ended at once
+        return case
+
+    async def _start(self, compiled: CompiledSpec, payload: dict[str, Any], tenant: str | None,
+                     key: str | None) -> Case:
         if key is not None:
             case_id = "case-" + hashlib.sha256(f"{tenant or ''}\0{key}".encode()).hexdigest()[:32]
             case = Case(self, compiled, compiled.root, case_id, tenant=tenant)
@@ -336,10 +541,15 @@ class Engine:
         try:
             seq = store.append(case.id, started)
             await store.durable()
-        except BaseException:
+        except BaseException as exc:
             self._cases.pop(case.id, None)
+            if isinstance(exc, StoreError):
+                self._store_failed(exc)
             raise
-        case._open_logged(started, seq)  # what it does next is written like a handler's result: soon
+        # what it does next is written like a handler's result: soon. A failure of that is recorded
+        # (the engine writes no more); the start is on disk: the case resumes from there
+        with contextlib.suppress(StoreError):
+            case._open_logged(started, seq)
         return case
 
     def _new_case(self, compiled: CompiledSpec, tenant: str | None) -> Case:
@@ -457,8 +667,12 @@ class Engine:
         store = self.store
         if not self._durable_store:
             return []
-        await store.durable()
-        running = _unfinished(store)
+        await self._ack()
+        claim = getattr(store, "claim", None)
+        if callable(claim):  # a shared store: only the cases whose lease this engine takes
+            running = [r for r in await anyio.to_thread.run_sync(claim) if r.case not in self._cases]
+        else:
+            running = _unfinished(store)
         ids = {r.case for r in running}
         by_parent = self._running_by_parent(running)
         for record in running:
@@ -472,9 +686,14 @@ class Engine:
                              "inside Engine.start, before acknowledging it): marked failed, not resumed",
                              record.case, extra={"case_id": record.case})
                 store.set_status(record.case, "failed")
-            except Exception as exc:  # one poisoned case never stops the others
+            except StoreError as exc:
+                if not isinstance(exc, CaseDamagedError):
+                    raise  # the store could not be read: nothing is known about the case, resume again later
                 _log.error("case %s cannot be resumed and is skipped: %s", record.case, exc,
-                           exc_info=not isinstance(exc, StoreError), extra={"case_id": record.case})
+                           extra={"case_id": record.case})
+            except Exception as exc:  # one poisoned case never stops the others
+                _log.error("case %s cannot be resumed and is skipped: %s", record.case, exc, exc_info=True,
+                           extra={"case_id": record.case})
         resumed: list[Case] = []
         for root_id in list(self._dormant):
             tree = self._dormant.pop(root_id)
@@ -498,8 +717,8 @@ class Engine:
     def _spec_for(self, case: str) -> CompiledSpec:
         spec = self.store.spec_of(case)
         if not isinstance(spec, Spec):
-            raise StoreError(f"case {case!r}: its stored spec is not a yawlflow spec ({type(spec).__name__}); it was "
-                             "not stored by an engine")
+            raise CaseDamagedError(f"case {case!r}: its stored spec is not a yawlflow spec ({type(spec).__name__}); "
+                                   "it was not stored by an engine")
         return self._compile(spec)
 
     def _load_tree(self, record: CaseRecord, by_parent: dict[str, list[CaseRecord]]) -> _Tree:
@@ -528,7 +747,8 @@ class Engine:
                    history: _History, by_parent: dict[str, list[CaseRecord]], tree: _Tree) -> Case:
         store = self.store
         if record.net not in compiled.nets:
-            raise StoreError(f"case {record.case!r} runs net {record.net!r}, which its spec {compiled.id!r} lacks")
+            raise CaseDamagedError(f"case {record.case!r} runs net {record.net!r}, which its spec {compiled.id!r} "
+                                   "lacks")
         runner, blank = self._runner_for(compiled, record.net)
         cases = tree.cases
         try:
@@ -584,7 +804,8 @@ class Engine:
         store = self.store
         compiled = self._spec_for(record.case)
         if record.net not in compiled.nets:
-            raise StoreError(f"case {record.case!r} runs net {record.net!r}, which its spec {compiled.id!r} lacks")
+            raise CaseDamagedError(f"case {record.case!r} runs net {record.net!r}, which its spec {compiled.id!r} "
+                                   "lacks")
         runner, blank = self._runner_for(compiled, record.net)
         case = Case(self, compiled, record.net, record.case, tenant=record.tenant)
         history = _History(self, store, compiled, record.case, record.net)
@@ -751,24 +972,43 @@ class Engine:
         return hit
 
 
+def _lost_cases(exc: BaseException) -> dict[str, str | None] | None:
+    """The cases a shared store refused to write for (its ``LeaseLostError``), else ``None``."""
+    cases = getattr(exc, "cases", None)
+    return dict(cases) if isinstance(exc, StoreError) and isinstance(cases, dict) else None
+
+
+def _only_store_errors(group: BaseExceptionGroup[BaseException]) -> StoreError | None:
+    """The first StoreError of ``group`` when every exception in it (nested groups too) is one."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    if leaves and all(isinstance(exc, StoreError) for exc in leaves):
+        first = leaves[0]
+        assert isinstance(first, StoreError)  # noqa: S101 - checked just above
+        return first
+    return None
+
+
 def _unfinished(store: Store) -> list[CaseRecord]:
     """The cases of ``store`` that have not ended, in creation order."""
     return [r for r in store.records() if r.status in _UNFINISHED]
 
 
 def _check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The engine's configuration, checked: ``config``, else the file ``$YAWLFLOW_CONFIG`` names, else none.
+
+    Raises:
+        ConfigError: every problem, located (see :mod:`yawlflow._config`).
+    """
     if config is None:
-        return {}
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"config must be a mapping, not {type(config).__name__}")
-    known = {"handlers", "execution", "connectors"}
-    for key in config:
-        if key not in known:
-            raise ConfigError(f"config: unknown section {key!r} (known: {', '.join(sorted(known))})")
-    handlers = config.get("handlers", {})
-    if not isinstance(handlers, Mapping) or set(handlers) - {"allow"}:
-        raise ConfigError("config.handlers: expected {allow: [module, ...]}")
-    allow = handlers.get("allow", [])
-    if not isinstance(allow, list) or not all(isinstance(m, str) and m for m in allow):
-        raise ConfigError("config.handlers.allow: expected a list of module names")
-    return dict(config)
+        path = os.environ.get(CONFIG_ENV)
+        return read_config(path) if path else {}
+    return check_config(config)

@@ -112,7 +112,16 @@ class StoreError(YawlflowError):
 
 
 class ConfigError(YawlflowError):
-    """The engine's configuration (or a constructor argument) is invalid."""
+    """The engine's configuration (or a constructor argument) is invalid.
+
+    Attributes:
+        problems: for a configuration with problems, each one located (file, line, path); else
+            empty.
+    """
+
+    def __init__(self, *args: object, problems: Sequence[Problem] = ()) -> None:
+        super().__init__(*args)
+        self.problems: list[Problem] = list(problems)
 
 
 class YawlflowInternalError(YawlflowError):

@@ -20,7 +20,8 @@ import msgspec
 from ._errors import ConfigError, StoreError
 from ._events import Event
 
-__all__ = ("CaseExistsError", "CaseRecord", "MemoryStore", "Snapshot", "Store", "check_store_url", "open_store")
+__all__ = ("CaseDamagedError", "CaseExistsError", "CaseRecord", "MemoryStore", "Snapshot", "Store", "check_store_url",
+           "open_store")
 
 
 class CaseRecord(msgspec.Struct, kw_only=True):
@@ -44,6 +45,12 @@ class Snapshot:
 
 class CaseExistsError(StoreError):
     """``create`` was given the id of a case the store already has."""
+
+
+class CaseDamagedError(StoreError):
+    """What the store holds for one case cannot be used (a record missing or undecodable, a spec
+    that is not a yawlflow spec, a log the runner refuses): that case is skipped on resume, the
+    others go on. A failure to *read* the store is a plain :class:`~yawlflow.StoreError`."""
 
 
 class Store(Protocol):

@@ -432,94 +432,17 @@ def _config_path(explicit: str | None) -> str | None:
     return CONFIG_FILE if os.path.isfile(CONFIG_FILE) else None
 
 
-_CONFIG_SECTIONS = ("handlers", "execution")
-_EXECUTION_KEYS = ("strategy", *STRATEGIES[1:])
-
-
 def _load_config(path: str) -> dict[str, Any]:
     """Read and check a configuration file; every problem is located (file, line, path)."""
-    from ._errors import SpecError
-    from ._spec._report import Reporter, describe, did_you_mean
-    from ._spec._yaml import compose
+    from ._config import read_config
+    from ._errors import ConfigError
 
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _BadInput(f"{path}: cannot read the configuration: {exc}") from None
-    try:
-        data, marks, found = compose(text, path)
-    except SpecError as exc:
-        raise _problems(exc.problems) from None
-    report = Reporter(path, marks)
-    report.problems.extend(found)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        report.error(
-            (), f"a configuration is a mapping, got {describe(data)}", "e.g. handlers: {allow: [my.module]}"
-        )
-        raise _problems(report.sorted_problems())
-
-    def unknown(where: tuple[str | int, ...], key: str, known: Sequence[str]) -> None:
-        guess = did_you_mean(key, known)
-        hint = f"did you mean {guess!r}?" if guess else f"use one of: {', '.join(known)}"
-        report.error((*where, key), f"unknown key {key!r}", hint, key=True)
-
-    for key in data:
-        if key not in _CONFIG_SECTIONS:
-            unknown((), key, _CONFIG_SECTIONS)
-    handlers = data.get("handlers")
-    if handlers is not None:
-        if not isinstance(handlers, dict):
-            report.error(
-                ("handlers",),
-                f"expected a mapping, got {describe(handlers)}",
-                "write handlers: {allow: [my.module]}",
-            )
-        else:
-            for key in handlers:
-                if key != "allow":
-                    unknown(("handlers",), key, ("allow",))
-            allow = handlers.get("allow", [])
-            if not isinstance(allow, list):
-                report.error(
-                    ("handlers", "allow"),
-                    f"expected a list of module names, got {describe(allow)}",
-                    "write allow: [my.module]",
-                )
-            else:
-                for i, module in enumerate(allow):
-                    if not isinstance(module, str) or not all(
-                        part.isidentifier() for part in module.split(".")
-                    ):
-                        report.error(
-                            ("handlers", "allow", i),
-                            f"expected a module name, got {describe(module)}",
-                            "a dotted module name, e.g. my_package.handlers",
-                        )
-    execution = data.get("execution")
-    if execution is not None:
-        if not isinstance(execution, dict):
-            report.error(
-                ("execution",),
-                f"expected a mapping, got {describe(execution)}",
-                "write execution: {strategy: thread}",
-            )
-        else:
-            for key in execution:
-                if key not in _EXECUTION_KEYS:
-                    unknown(("execution",), key, _EXECUTION_KEYS)
-            strategy = execution.get("strategy")
-            if strategy is not None and strategy not in STRATEGIES:
-                report.error(
-                    ("execution", "strategy"),
-                    f"unknown strategy {strategy!r}",
-                    f"use one of: {', '.join(STRATEGIES)}",
-                )
-    if report.problems:
-        raise _problems(report.sorted_problems())
-    return dict(data)
+        return read_config(path)
+    except ConfigError as exc:
+        if exc.problems:
+            raise _problems(exc.problems) from None
+        raise _BadInput(str(exc)) from None
 
 
 @contextmanager
@@ -591,6 +514,7 @@ def _run_case(
     spec: Spec, data: dict[str, Any], *, seed: int | None, store: str, config: dict[str, Any], backend: str
 ) -> Result:
     import importlib.util
+    import signal
 
     import anyio
 
@@ -600,8 +524,25 @@ def _run_case(
         async with Engine(store=store, seed=seed, config=config) as engine:
             case = await engine.start(spec, data)
             # Until the case ends or only external work (or a signal) could move it on; armed
-            # timers are waited for. (The same wait as yf.run's.)
-            return await case._settled()
+            # timers are waited for. (The same wait as yf.run's.) SIGTERM ends the wait: leaving
+            # the engine then drains running items (execution.drain) and cancels the rest.
+            settled: list[Result] = []
+            async with anyio.create_task_group() as tg:
+                async def on_sigterm() -> None:
+                    with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+                        async for _ in signals:
+                            engine.stop()  # nothing new starts from here: then leaving drains
+                            print(f"yawlflow: SIGTERM: stopping; running items may finish for "
+                                  f"{(engine.execution.drain_ns or 0) / 1e9:g}s (execution.drain)"
+                                  + ("; go on later with: yawlflow cases resume --store " + store
+                                     if store != "memory://" else ""), file=sys.stderr)
+                            tg.cancel_scope.cancel()
+                            return
+
+                tg.start_soon(on_sigterm)
+                settled.append(await case._settled())
+                tg.cancel_scope.cancel()
+        return settled[0] if settled else case._result()
 
     options: dict[str, Any] = {}
     if backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:

@@ -414,7 +414,7 @@ def test_bad_config_is_located(capsys: pytest.CaptureFixture[str], tmp_path: Pat
         f"{config}:2:3: $.handlers.alow: unknown key 'alow' (did you mean 'allow'?)",
         f"{config}:4:13: $.execution.strategy: unknown strategy 'warp' "
         "(use one of: inline, thread, process, ray)",
-        f"{config}:5:1: $.logging: unknown key 'logging' (use one of: handlers, execution)",
+        f"{config}:5:1: $.logging: unknown key 'logging' (use one of: handlers, connectors, execution, limits)",
     ]
 
 

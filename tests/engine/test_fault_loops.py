@@ -33,7 +33,6 @@ The strict xfails at the end are what the loops found wrong in the engine.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 import sqlite3
@@ -360,6 +359,7 @@ class Run:
     raised: BaseException | None = None  # what the operation raised
     escaped: BaseException | None = None  # what leaving `async with Engine` raised
     skipped: bool = False  # resume() returned without the case (it logged that it cannot be resumed)
+    start_raised: bool = False  # Engine.start itself raised (not what came after it)
 
 
 async def stuck(data: dict[str, Any]) -> dict[str, Any]:
@@ -412,7 +412,11 @@ async def run_once(sc: Scenario, fault: Fault, n: int) -> Run:
                     assert case is not None
                     gate.set()
                 elif sc.op == 0:
-                    case = await engine.start(yf.loads(sc.spec), START_DATA)
+                    try:
+                        case = await engine.start(yf.loads(sc.spec), START_DATA)
+                    except yf.StoreError:
+                        run.start_raised = True
+                        raise
                 else:
                     assert case is not None and isinstance(sc.op, int)
                     await sc.plan[sc.op].do(case)
@@ -499,15 +503,10 @@ def test_fault_loop(tmp_path: Path, caplog: pytest.LogCaptureFixture, sc: Scenar
     assert "error" in outcomes, f"{sc.name}: no fault made the operation fail"
 
 
-# -- what the loops found: strict xfails until the engine is fixed ---------------------------
+# -- what the loops found (fixed: the engine stops writing after a store failure) -------------
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "after a failed write the engine goes on writing the case: Case._applied has already applied the event "
-    "to the in-memory state when store.append raises, and nothing stops the next call; with a store that "
-    "stays usable after a failure (writer=inline) the log gets a hole: it stops folding (the case cannot be "
-    "loaded) or a later snapshot holds state the log never had; verify() sees no broken chain"))
 @pytest.mark.parametrize("snapshot_every", [0, SNAPSHOT_EVERY])
 def test_after_a_failed_write_the_stored_case_still_folds(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                           snapshot_every: int) -> None:
@@ -518,35 +517,38 @@ def test_after_a_failed_write_the_stored_case_still_folds(tmp_path: Path, caplog
     expected = anyio.run(fault_free, sc, tmp_path / "fault-free.db")
     path = tmp_path / "cases.db"
 
+    refused: list[str] = []
+
     async def main() -> None:
         fault = Fault("disk-inline", path, snapshot_every)
         engine = fault.engine()
         register_quick(engine)
-        async with engine:
-            case = await prepare(engine, sc)
-            await case.idle()
-            fault.arm(engine, 2)  # the INSERT of b's completion
-            with pytest.raises(yf.StoreError, match="injected fault"):
-                await sc.plan[op].do(case)
-            fault.disarm()
-            for act in sc.plan[op + 1:]:  # the embedder goes on with the case (a failed store may refuse)
+        with pytest.raises(yf.StoreError, match="the engine's store failed while it ran"):
+            async with engine:
+                case = await prepare(engine, sc)
                 await case.idle()
-                with contextlib.suppress(yf.StoreError):
+                fault.arm(engine, 2)  # the INSERT of b's completion
+                with pytest.raises(yf.StoreError, match="injected fault"):
+                    await sc.plan[op].do(case)
+                fault.disarm()  # the store works again, but the engine writes nothing more
+                for act in sc.plan[op + 1:]:  # the embedder goes on with the case: every call is refused
                     if act.pending(case):
-                        await act.do(case)
+                        with pytest.raises(yf.StoreError, match="resume the unfinished cases") as info:
+                            await act.do(case)
+                        refused.append(str(info.value))
+                with pytest.raises(yf.StoreError, match="store failed earlier"):
+                    await case.idle()
 
     anyio.run(main)
+    assert refused, "no call came after the failed one: the test does not test what it says"
     assert integrity(path) == "ok"
     assert verify(path) == []
+    caplog.clear()
     anyio.run(recover, sc, path, Run(), caplog, expected, "carrying on after a failed write", snapshot_every)
     logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert not logged, logged  # e.g. "record 5 does not apply …; its trace stops there"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Engine.start raises StoreError after the case's start was acknowledged on disk (a write of what its first "
-    "step did failed: Engine.start lets a StoreError out of case._open_logged), so a caller starts it again "
-    "while the stored case resumes too: two cases, every effect twice"))
 def test_engine_start_raises_only_for_a_case_that_never_runs(tmp_path: Path) -> None:
     sc = BY_NAME["engine.start"]
 
@@ -556,19 +558,20 @@ def test_engine_start_raises_only_for_a_case_that_never_runs(tmp_path: Path) -> 
             return await engine.resume()
 
     started_anyway = []
+    raised = []
     for n in range(1, 200):
         path = tmp_path / f"run{n}.db"
         run = anyio.run(run_once, sc, Fault("disk-inline", path), n)
-        if run.raised is not None and anyio.run(resumed, path):
-            started_anyway.append(n)
+        if run.start_raised:
+            raised.append(n)
+            if anyio.run(resumed, path):
+                started_anyway.append(n)
         if not run.fired:
             break
+    assert raised, "no fault made Engine.start raise: the loop tests nothing"
     assert not started_anyway, f"engine.start raised, yet the case runs after a resume (faults at {started_anyway})"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Engine.resume treats a failed read of the store as a poisoned case: it logs 'cannot be resumed and is "
-    "skipped' and returns normally without the case, where its docstring promises a StoreError"))
 def test_resume_raises_when_a_read_fails(tmp_path: Path) -> None:
     sc = BY_NAME["engine.resume"]
     skipped = []
@@ -581,10 +584,6 @@ def test_resume_raises_when_a_read_fails(tmp_path: Path) -> None:
     assert not skipped, f"resume() returned without the case (faults at {skipped})"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a store failure in a handler task (the write of its result) crashes the engine's task groups: leaving "
-    "`async with Engine` raises ExceptionGroup(ExceptionGroup(StoreError)), nested once per case host, with "
-    "the traceback from Case._run_item, where the thread writer's failure is one StoreError"))
 @pytest.mark.parametrize("mode", ["dying", "disk-inline"])
 def test_a_failed_write_of_a_handlers_result_reaches_the_embedder_as_a_store_error(tmp_path: Path,
                                                                                      mode: str) -> None:
@@ -593,10 +592,6 @@ def test_a_failed_write_of_a_handlers_result_reaches_the_embedder_as_a_store_err
     assert isinstance(run.escaped, yf.StoreError), repr(run.escaped)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "with the default thread writer too: once a commit failed (the store is sticky-failed), a handler that "
-    "finishes appends, the append raises in its task, and leaving `async with Engine` raises "
-    "ExceptionGroup(ExceptionGroup(StoreError)) instead of the StoreError"))
 def test_a_handler_finishing_after_the_thread_writer_failed_reaches_the_embedder_as_a_store_error(
         tmp_path: Path) -> None:
     gate = anyio.Event()
