@@ -2,7 +2,8 @@
 cancelled | failed. A suspended case starts nothing new (no handler, no timer) and keeps its
 offered items, which cannot be started or completed until it is resumed; handlers already running
 finish. The suspension is persisted: a case suspended when its engine stopped is suspended after a
-restart. Items can be suspended one by one too."""
+restart. Items can be suspended one by one too. Spec versions: a case goes on with the version it
+started with; new cases take the new one."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 import pytest
 
 import yawlflow as yf
+from yawlflow.cli import main
 from yawlflow.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -249,3 +252,27 @@ async def test_a_running_handler_cannot_be_suspended_alone() -> None:
         gate.set()
         await case.idle()
         assert only(case, "c").task == "c"
+
+
+async def test_a_running_case_goes_on_with_its_own_spec_version_and_new_cases_take_the_new_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = f"sqlite:///{tmp_path / 'cases.db'}"
+    v1 = yf.loads(OFFER)
+    v2 = yf.loads(OFFER.replace("after: {run: count, flows: [end]}", "after: {run: count, flows: [extra]}\n"
+                                "      extra: {run: count, flows: [end]}"))
+    count = Counter()
+    async with yf.Engine(store=store, handlers={"count": count}) as engine:
+        old = await engine.start(v1)
+    async with yf.Engine(store=store, handlers={"count": count}) as engine:
+        [old] = await engine.resume()
+        new = await engine.start(v2)  # the same spec id, a new version
+        for case in (old, new):
+            await case.complete(only(case, "approve").id)
+        old_result, new_result = await old.result(), await new.result()
+    done = [r["task"] for r in old_result.trace if r["event"] == "item.completed"]
+    assert done == ["approve", "after"]  # v1 has no `extra`
+    assert [r["task"] for r in new_result.trace if r["event"] == "item.completed"] == ["approve", "after", "extra"]
+    assert main(["cases", "list", "--store", store, "--json"]) == 0
+    rows = {r["case"]: r for r in orjson.loads(capsys.readouterr().out)}
+    assert rows[old.id]["spec_id"] == rows[new.id]["spec_id"] == "offer"
+    assert rows[old.id]["version"] != rows[new.id]["version"]
