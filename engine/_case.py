@@ -704,8 +704,12 @@ class Case:
                 raise
 
     def _extend_trace(self, records: list[TraceRecord]) -> None:
-        if self._engine.hooks.any and records:
-            self._hook_records(records)
+        engine = self._engine
+        if records:
+            if engine._tel is not None:
+                engine._tel.records(self, records)
+            if engine.hooks.any:
+                self._hook_records(records)
         case: Case | None = self
         while case is not None:
             case._trace.extend(records)

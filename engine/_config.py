@@ -42,7 +42,7 @@ CONFIG_FILE = "yawlflow.yaml"
 _SECTIONS = ("handlers", "connectors", "execution", "limits")
 _EXECUTION_KEYS = ("strategy", "thread", "process", "ray", "timeout", "drain")
 _POOL_KEYS = ("workers",)
-_RAY_KEYS = ("address", "mode", "actors", "num_cpus")
+_RAY_KEYS = ("address", "mode", "actors", "num_cpus", "temp_dir", "init_kwargs", "force_cancel", "actor_concurrency")
 _LIMIT_KEYS = ("items", "tasks", "tenant", "tenants")
 _TENANT_KEYS = ("items", "cases")
 

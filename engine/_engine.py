@@ -52,6 +52,9 @@ from ._spec import load
 from ._spec._model import Spec
 from ._state import CaseState
 from ._store import CaseDamagedError, CaseExistsError, CaseRecord, MemoryStore, Store, check_store_url, open_store
+from ._telemetry import Telemetry, telemetry_for
+from .connectors._breaker import BreakerState
+from .connectors._host import _log_breaker
 
 __all__ = ("CaseInfo", "Engine")
 
@@ -99,6 +102,8 @@ class Engine:
         handlers: handlers to register at once, by name.
         connectors: connector classes (or ready instances) to register for this engine only, by
             name; other names resolve in the process-wide registry (built-ins, plugins).
+        tracer_provider, meter_provider: OpenTelemetry providers for the engine's spans and
+            metrics (default: the global ones); with none configured, telemetry costs nothing.
 
     Raises:
         ConfigError: a bad store URL, clock, seed or configuration.
@@ -124,6 +129,8 @@ class Engine:
         config: Mapping[str, Any] | None = None,
         handlers: Mapping[str, Handler] | None = None,
         connectors: Mapping[str, Any] | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
     ) -> None:
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ConfigError(f"seed must be an int, not {seed!r}")
@@ -158,8 +165,11 @@ class Engine:
         self.hooks = Hooks()
         self._closing = False  # leaving: nothing new starts while running items drain
         self._drain_event: anyio.Event | None = None
+        self._providers = (tracer_provider, meter_provider)
+        self._tel: Telemetry | None = None
         self.connectors = ConnectorHost(
             registry=registry, clock=self.clock, config=self.config.get("connectors"),
+            on_breaker_change=self._breaker_changed,
             rng=random.Random(f"connectors/{seed}") if seed is not None else None,  # noqa: S311 - jitter
         )
         self._host_open = False
@@ -225,6 +235,7 @@ class Engine:
                               "make a new engine")
         self._broken = None
         self._closing = False
+        self._tel = telemetry_for(*self._providers)
         if self._store is None:
             self._store = open_store(self.store_url)  # StoreError: locked by another engine, not a store...
         self._snap_every = self._store.snapshot_every
@@ -291,6 +302,8 @@ class Engine:
             await self._close_store(quiet=True)
             raise
         await self._close_connectors()
+        if self._tel is not None:
+            self._tel.close()
         broken = self._broken
         await self._close_store(quiet=broken is not None or (et is not None and not suppress))
         if broken is not None and et is None:  # a handler's result could not be written: say so
@@ -332,13 +345,18 @@ class Engine:
             _log.warning("engine %s: items still running after the drain time (%gs) are cancelled", self.store_url,
                          drain_ns / 1e9)
 
+    def _breaker_changed(self, name: str, old: BreakerState, new: BreakerState, reason: str) -> None:
+        _log_breaker(name, old, new, reason)
+        if self._tel is not None:
+            self._tel.breaker_changed(name, old, new, reason)
+
     def _renew_host(self) -> None:
         """A fresh connector host with the same registry and configuration (a host is entered once)."""
         from .connectors._host import ConnectorHost
 
         old = self.connectors
         self.connectors = ConnectorHost(registry=old.registry, clock=self.clock, config=self.config.get("connectors"),
-                                        rng=old._rng)
+                                        rng=old._rng, on_breaker_change=self._breaker_changed)
         self._connector_entries.clear()
 
     async def _close_connectors(self) -> None:
