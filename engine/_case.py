@@ -56,6 +56,7 @@ from ._hooks import HookEvent
 from ._limits import Slots
 from ._runner import Step, TraceRecord
 from ._store import CaseRecord, Store
+from ._strategy import Job
 from ._why import Wait, why
 
 if TYPE_CHECKING:
@@ -892,6 +893,19 @@ class Case:
         return self._outcome(effect, value)
 
     async def _call(self, entry: _Entry, effect: StartItem) -> object:
+        engine = self._engine
+        task = self._runner.net.tasks[self._runner.net.task_ids[effect.task]]
+        strategy = task.strategy or engine.execution.strategy
+        if strategy != "inline" and task.run is not None and task.run.handler is not None:
+            # a pool (thread, process) or Ray runs it; across a process boundary the item
+            # context travels as a plain dict (same keys)
+            pool = engine._strategy(strategy)
+            ctx: object = self._context(effect)
+            if strategy != "thread":
+                ctx = msgspec.structs.asdict(ctx)  # type: ignore[arg-type]
+            job = Job(id=engine._next_job(), handler=task.run.handler, fn=entry.fn,
+                      args=(effect.input, ctx) if entry.wants_ctx else (effect.input,), key=effect.key)
+            return await pool.submit(job)
         args: tuple[Any, ...] = (effect.input, self._context(effect)) if entry.wants_ctx else (effect.input,)
         if entry.is_async:
             return await entry.fn(*args)

@@ -33,6 +33,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import anyio.to_thread
+import msgspec
 
 from ._case import Case, _check_data, _check_key, _History
 from ._clock import Clock, SystemClock
@@ -52,6 +53,7 @@ from ._spec import load
 from ._spec._model import Spec
 from ._state import CaseState
 from ._store import CaseDamagedError, CaseExistsError, CaseRecord, MemoryStore, Store, check_store_url, open_store
+from ._strategy import Strategy
 from ._telemetry import Telemetry, telemetry_for
 from .connectors._breaker import BreakerState
 from .connectors._host import _log_breaker
@@ -163,6 +165,8 @@ class Engine:
         self._gates = Gates(_limits_config(None, self.config.get("limits")))
         self._gated = self._gates.any_item_limit
         self.hooks = Hooks()
+        self._strategies: dict[str, Strategy] = {}  # made on first use, shut down when the engine stops
+        self._job_ids = 0
         self._closing = False  # leaving: nothing new starts while running items drain
         self._drain_event: anyio.Event | None = None
         self._providers = (tracer_provider, meter_provider)
@@ -194,8 +198,9 @@ class Engine:
         """What the engine counts now: cases by status, items running and queued behind limits, hooks.
 
         Returns:
-            ``{"cases": {"running", "suspended", "finished"}, "items": {"running", "queued"},
-            "hooks": {"called", "failed"}, "limits": {gate: {"held", "limit", "waiting"}}}``.
+            ``{"strategies": {name: StrategyMetrics fields}, "cases": {"running", "suspended",
+            "finished"}, "items": {"running", "queued"}, "hooks": {"called", "failed"}, "limits":
+            {gate: {"held", "limit", "waiting"}}}``.
         """
         running = suspended = finished = items = 0
         for case in self._cases.values():
@@ -208,6 +213,7 @@ class Engine:
             items += len(case._scopes)
         gates = self._gates.all()
         return {
+            "strategies": {name: msgspec.structs.asdict(st.metrics()) for name, st in self._strategies.items()},
             "cases": {"running": running, "suspended": suspended, "finished": finished},
             "items": {"running": items, "queued": sum(g.waiting for g in gates)},
             "hooks": {"called": self.hooks.called, "failed": self.hooks.failed},
@@ -292,6 +298,7 @@ class Engine:
             suppress = await tg.__aexit__(et, ev, tb)
         except BaseExceptionGroup as group:
             await self._close_connectors()
+            await self._close_strategies()
             await self._close_store(quiet=True)
             first = _only_store_errors(group)
             if first is not None:  # one clean StoreError for the embedder, not a group per task group
@@ -299,9 +306,11 @@ class Engine:
             raise
         except BaseException:
             await self._close_connectors()
+            await self._close_strategies()
             await self._close_store(quiet=True)
             raise
         await self._close_connectors()
+        await self._close_strategies()
         if self._tel is not None:
             self._tel.close()
         broken = self._broken
@@ -344,6 +353,49 @@ class Engine:
         if outer.cancelled_caught:
             _log.warning("engine %s: items still running after the drain time (%gs) are cancelled", self.store_url,
                          drain_ns / 1e9)
+
+    def _strategy(self, name: str) -> Strategy:
+        """The engine's strategy ``name`` (thread, process or ray), made on first use.
+
+        Raises:
+            ConfigError: the strategy cannot be made (e.g. Ray is not installed).
+        """
+        hit = self._strategies.get(name)
+        if hit is not None:
+            return hit
+        ex = self.execution
+        made: Strategy
+        if name == "thread":
+            from ._strategies import ThreadStrategy
+
+            made = ThreadStrategy(workers=ex.thread_workers, seed=self.seed)
+        elif name == "process":
+            from ._strategies import ProcessStrategy
+
+            made = ProcessStrategy(workers=ex.process_workers, seed=self.seed)
+        elif name == "ray":
+            from ._ray import RayStrategy
+
+            options = dict(ex.ray)
+            made = RayStrategy(options.pop("address", None), **options)
+        else:  # pragma: no cover - the config and spec checks allow no other name
+            raise ConfigError(f"unknown execution strategy {name!r}")
+        self._strategies[name] = made
+        return made
+
+    def _next_job(self) -> int:
+        self._job_ids += 1
+        return self._job_ids
+
+    async def _close_strategies(self) -> None:
+        """Shut the strategies down: what is still queued or running is cancelled (the cases were)."""
+        strategies, self._strategies = list(self._strategies.values()), {}
+        with anyio.CancelScope(shield=True):
+            for strategy in strategies:
+                try:
+                    await strategy.shutdown(0)
+                except Exception:
+                    _log.exception("engine %s: shutting the %s strategy down failed", self.store_url, strategy.name)
 
     def _breaker_changed(self, name: str, old: BreakerState, new: BreakerState, reason: str) -> None:
         _log_breaker(name, old, new, reason)
