@@ -242,6 +242,8 @@ class Engine:
         self._broken = None
         self._closing = False
         self._tel = telemetry_for(*self._providers)
+        if self._tel is not None:
+            self._tel.observe_strategies(lambda: {n: st.metrics() for n, st in self._strategies.items()})
         if self._store is None:
             self._store = open_store(self.store_url)  # StoreError: locked by another engine, not a store...
         self._snap_every = self._store.snapshot_every

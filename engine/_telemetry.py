@@ -13,10 +13,12 @@ the API's no-op or proxy providers it keeps no spans and calls no instrument.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 if TYPE_CHECKING:
@@ -71,6 +73,28 @@ class Telemetry:
             self.breaker = m.create_counter("yawlflow.connector.breaker.transitions", unit="{transition}",
                                             description="Circuit breaker state changes, by connector and state.")
         self._started_ns: dict[tuple[str, int], int] = {}
+
+    def observe_strategies(self, read: Callable[[], dict[str, Any]]) -> None:
+        """Report each execution strategy's counts (``read()``: name -> StrategyMetrics) as gauges."""
+        if self._meter is None:
+            return
+
+        def gauge(field: str) -> Callable[[Any], list[Observation]]:
+            def callback(options: Any) -> list[Observation]:
+                return [Observation(getattr(m, field), {"yawlflow.strategy": name}) for name, m in read().items()]
+
+            return callback
+
+        for field, unit, what in (("submitted", "{job}", "Jobs submitted to the strategy."),
+                                  ("running", "{job}", "Jobs running now."),
+                                  ("completed", "{job}", "Jobs that returned."),
+                                  ("failed", "{job}", "Jobs that raised or were cancelled."),
+                                  ("stolen", "{job}", "Jobs a worker stole from another's deque."),
+                                  ("queue_depth", "{job}", "Jobs waiting to start."),
+                                  ("mean_s", "s", "Mean run time of finished jobs."),
+                                  ("p99_s", "s", "99th percentile of recent jobs' run times.")):
+            self._meter.create_observable_gauge(f"yawlflow.strategy.{field}", callbacks=[gauge(field)], unit=unit,
+                                                description=what)
 
     # -- fed by the engine ----------------------------------------------------------------------
     def records(self, case: Case, records: list[TraceRecord]) -> None:

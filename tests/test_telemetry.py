@@ -77,14 +77,15 @@ async def run_observed() -> tuple[list[ReadableSpan], Any, yf.Result]:
 
     handlers = {"work": lambda data: {"w": 1}, "flaky": flaky}
     async with yf.Engine(handlers=handlers, tracer_provider=tracer_provider, meter_provider=meter_provider,
-                         seed=3) as engine:
+                         seed=3, config={"execution": {"strategy": "thread", "thread": {"workers": 2}}}) as engine:
         case = await engine.start(yf.loads(SPEC), tenant="acme")
         await case.idle()
         [sub] = case._children.values()
         [item] = sub.work_items("offered")
         await sub.complete(item.id, {"x": 1})
         result = await case.result()
-    return list(spans.get_finished_spans()), reader.get_metrics_data(), result
+        data = reader.get_metrics_data()  # while the strategies are there to be observed
+    return list(spans.get_finished_spans()), data, result
 
 
 async def test_every_span_and_attribute_emitted_is_declared_and_required_ones_are_there() -> None:
@@ -134,7 +135,8 @@ async def test_every_metric_emitted_is_declared_with_its_attributes() -> None:
                 seen[metric.name] = [dict(p.attributes or {}) for p in metric.data.data_points]
     assert set(seen) <= set(declared_metrics)
     assert {"yawlflow.cases.started", "yawlflow.cases.ended", "yawlflow.items.ended", "yawlflow.item.duration",
-            "yawlflow.items.retried"} <= set(seen)
+            "yawlflow.items.retried", "yawlflow.strategy.completed", "yawlflow.strategy.stolen"} <= set(seen)
+    assert seen["yawlflow.strategy.completed"] == [{"yawlflow.strategy": "thread"}]
     for name, points in seen.items():
         declared = declared_metrics[name]
         required = {a for a, level in declared.items() if level == "required"}
