@@ -1,16 +1,23 @@
-"""Suite-wide fixtures: the anyio backends every async test runs on, hypothesis profiles, and a
-PostgreSQL database of the test session's own (when a server is given)."""
+"""Suite-wide fixtures: the anyio backends every async test runs on, hypothesis profiles, a SQLite
+store file per test, and a PostgreSQL database of the test session's own (when a server is given).
+
+This folder goes on ``sys.path`` (``--import-mode=importlib`` puts nothing there), so that test
+modules import the nets and helpers they share from ``kit`` (tests/kit.py)."""
 
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 settings.register_profile(
     "ci", derandomize=True, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
@@ -29,6 +36,12 @@ BACKENDS: list[Any] = [
 def anyio_backend(request: pytest.FixtureRequest) -> Any:
     """Every async test runs on asyncio, asyncio with uvloop, and trio."""
     return request.param
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """Where a test's SQLite store file lives (``kit.sqlite_url(db)`` is its URL)."""
+    return tmp_path / "cases.db"
 
 
 # -- PostgreSQL (bash .ci/run starts a throwaway server and sets YAWLFLOW_TEST_POSTGRES_URL) ------

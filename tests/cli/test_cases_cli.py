@@ -11,10 +11,11 @@ from typing import Any
 import anyio
 import orjson
 import pytest
+from kit import cli, sqlite_url
 
 import yawlflow as yf
 from yawlflow._sqlite import SqliteStore
-from yawlflow.cli import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_FAILED, EXIT_WAITING, main
+from yawlflow.cli import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_FAILED, EXIT_WAITING
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS_EXTERNAL = str(ROOT / "examples" / "orders_external.yaml")
@@ -41,24 +42,8 @@ def done(data):
 """
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "cases.db"
-
-
-def url(db: Path) -> str:
-    return f"sqlite:///{db}"
-
-
 def waiting_case(capsys: pytest.CaptureFixture[str], db: Path) -> str:
-    code, out, _ = cli(capsys, "run", ORDERS_EXTERNAL, "--store", url(db), "--json")
+    code, out, _ = cli(capsys, "run", ORDERS_EXTERNAL, "--store", sqlite_url(db), "--json")
     assert code == EXIT_WAITING
     return str(orjson.loads(out)["case_id"])
 
@@ -72,7 +57,7 @@ def stuck_case(tmp_path: Path, db: Path) -> str:
         await anyio.sleep_forever()
 
     async def main_() -> str:
-        async with yf.Engine(store=url(db)) as engine:
+        async with yf.Engine(store=sqlite_url(db)) as engine:
             engine.handlers.register("cli_handlers:slow", stuck)
             case = await engine.start(yf.loads(SPEC), {"n": 1})
             await entered.wait()
@@ -82,10 +67,10 @@ def stuck_case(tmp_path: Path, db: Path) -> str:
 
 
 def test_run_with_a_store_keeps_a_waiting_case(capsys: pytest.CaptureFixture[str], db: Path) -> None:
-    code, out, _ = cli(capsys, "run", ORDERS_EXTERNAL, "--store", url(db))
+    code, out, _ = cli(capsys, "run", ORDERS_EXTERNAL, "--store", sqlite_url(db))
     assert code == EXIT_WAITING
-    assert f"stored: `yawlflow cases resume --store {url(db)}` goes on with it later" in out
-    code, out, _ = cli(capsys, "cases", "list", "--store", url(db))
+    assert f"stored: `yawlflow cases resume --store {sqlite_url(db)}` goes on with it later" in out
+    code, out, _ = cli(capsys, "cases", "list", "--store", sqlite_url(db))
     assert code == EXIT_COMPLETED
     header, row = out.splitlines()
     assert header.split() == ["CASE", "STATUS", "SPEC", "VERSION", "NET", "TENANT", "PARENT"]
@@ -95,28 +80,28 @@ def test_run_with_a_store_keeps_a_waiting_case(capsys: pytest.CaptureFixture[str
 def test_cases_list_filters_and_json(capsys: pytest.CaptureFixture[str], db: Path) -> None:
     first = waiting_case(capsys, db)
     second = waiting_case(capsys, db)
-    assert cli(capsys, "cases", "cancel", first, "--store", url(db))[0] == EXIT_COMPLETED
-    code, out, _ = cli(capsys, "cases", "list", "--store", url(db), "--json")
+    assert cli(capsys, "cases", "cancel", first, "--store", sqlite_url(db))[0] == EXIT_COMPLETED
+    code, out, _ = cli(capsys, "cases", "list", "--store", sqlite_url(db), "--json")
     rows = orjson.loads(out)
     assert [(r["case"], r["status"]) for r in rows] == [(first, "cancelled"), (second, "running")]
     assert set(rows[0]) == {"case", "status", "spec_id", "version", "net", "tenant", "parent"}
     assert len(rows[0]["version"]) == 12 and rows[0]["version"] == rows[1]["version"]
-    code, out, _ = cli(capsys, "cases", "list", "--store", url(db), "--status", "running", "--json")
+    code, out, _ = cli(capsys, "cases", "list", "--store", sqlite_url(db), "--status", "running", "--json")
     assert [r["case"] for r in orjson.loads(out)] == [second]
-    code, out, _ = cli(capsys, "cases", "list", "--store", url(db), "--tenant", "nobody")
+    code, out, _ = cli(capsys, "cases", "list", "--store", sqlite_url(db), "--tenant", "nobody")
     assert code == EXIT_COMPLETED and out.startswith("no cases with tenant nobody in sqlite:///")
 
 
 def test_cases_show_prints_each_items_lifecycle(capsys: pytest.CaptureFixture[str], db: Path) -> None:
     case = waiting_case(capsys, db)
-    code, out, _ = cli(capsys, "cases", "show", case, "--store", url(db))
+    code, out, _ = cli(capsys, "cases", "show", case, "--store", sqlite_url(db))
     assert code == EXIT_COMPLETED
     assert out.startswith(f"case {case}: running\nspec: orders_external (version ")
     assert "  item   1  approve: enabled -> offered\n" in out
     assert "  item   2  withdraw: enabled -> offered\n" in out
     assert "    0  case.started" in out
-    assert cli(capsys, "cases", "cancel", case, "--store", url(db))[0] == EXIT_COMPLETED
-    code, out, _ = cli(capsys, "cases", "show", case, "--store", url(db), "--json")
+    assert cli(capsys, "cases", "cancel", case, "--store", sqlite_url(db))[0] == EXIT_COMPLETED
+    code, out, _ = cli(capsys, "cases", "show", case, "--store", sqlite_url(db), "--json")
     payload = orjson.loads(out)
     assert payload["status"] == "cancelled"
     assert {i["task"]: i["states"] for i in payload["work_items"]} == {
@@ -135,18 +120,18 @@ def test_cases_resume_carries_on_and_reruns_the_item_in_flight(
     config.write_text("handlers: {allow: [cli_handlers]}\n")
     case = stuck_case(tmp_path, db)
     monkeypatch.delenv("YAWLFLOW_CONFIG", raising=False)
-    code, out, err = cli(capsys, "cases", "resume", "--store", url(db), "--config", str(config), "--json")
+    code, out, err = cli(capsys, "cases", "resume", "--store", sqlite_url(db), "--config", str(config), "--json")
     assert code == EXIT_COMPLETED, err
     [result] = orjson.loads(out)
     assert result["case_id"] == case and result["status"] == "completed"
     assert result["data"] == {"n": 1, "slow": f"{case}/0", "done": True}  # the key of the item in flight
-    code, out, _ = cli(capsys, "cases", "resume", "--store", url(db))
-    assert (code, out) == (EXIT_COMPLETED, f"nothing to resume: no unfinished case in {url(db)}\n")
+    code, out, _ = cli(capsys, "cases", "resume", "--store", sqlite_url(db))
+    assert (code, out) == (EXIT_COMPLETED, f"nothing to resume: no unfinished case in {sqlite_url(db)}\n")
 
 
 def test_cases_resume_of_a_waiting_case_exits_3(capsys: pytest.CaptureFixture[str], db: Path) -> None:
     case = waiting_case(capsys, db)
-    code, out, _ = cli(capsys, "cases", "resume", "--store", url(db))
+    code, out, _ = cli(capsys, "cases", "resume", "--store", sqlite_url(db))
     assert code == EXIT_WAITING
     assert f"case {case}: waiting for external work" in out
     assert "item 1: approve" in out
@@ -154,47 +139,47 @@ def test_cases_resume_of_a_waiting_case_exits_3(capsys: pytest.CaptureFixture[st
 
 def test_cases_cancel(capsys: pytest.CaptureFixture[str], db: Path) -> None:
     case = waiting_case(capsys, db)
-    assert cli(capsys, "cases", "cancel", case, "--store", url(db)) == (EXIT_COMPLETED, f"case {case}: cancelled\n",
-                                                                         "")
-    code, _, err = cli(capsys, "cases", "cancel", case, "--store", url(db))
+    assert cli(capsys, "cases", "cancel", case, "--store", sqlite_url(db)) == (
+        EXIT_COMPLETED, f"case {case}: cancelled\n", "")
+    code, _, err = cli(capsys, "cases", "cancel", case, "--store", sqlite_url(db))
     assert code == EXIT_BAD_INPUT and "has already ended (cancelled): nothing to cancel" in err
-    code, _, err = cli(capsys, "cases", "cancel", "case-nope", "--store", url(db))
+    code, _, err = cli(capsys, "cases", "cancel", "case-nope", "--store", sqlite_url(db))
     assert code == EXIT_BAD_INPUT and "no case 'case-nope'" in err
 
 
 def test_a_store_in_use_refuses_writers_but_not_readers(capsys: pytest.CaptureFixture[str], db: Path) -> None:
     case = waiting_case(capsys, db)
     with SqliteStore(db):  # another engine holds the store
-        code, _, err = cli(capsys, "cases", "cancel", case, "--store", url(db))
+        code, _, err = cli(capsys, "cases", "cancel", case, "--store", sqlite_url(db))
         assert code == EXIT_FAILED
         assert "in use by another engine" in err and str(db) in err
-        code, _, err = cli(capsys, "cases", "resume", "--store", url(db))
+        code, _, err = cli(capsys, "cases", "resume", "--store", sqlite_url(db))
         assert code == EXIT_FAILED and "in use by another engine" in err
-        assert cli(capsys, "cases", "list", "--store", url(db))[0] == EXIT_COMPLETED
-        assert cli(capsys, "verify", "--store", url(db))[0] == EXIT_COMPLETED
+        assert cli(capsys, "cases", "list", "--store", sqlite_url(db))[0] == EXIT_COMPLETED
+        assert cli(capsys, "verify", "--store", sqlite_url(db))[0] == EXIT_COMPLETED
 
 
 def test_verify(capsys: pytest.CaptureFixture[str], db: Path) -> None:
     first = waiting_case(capsys, db)
     second = waiting_case(capsys, db)
-    cli(capsys, "cases", "cancel", second, "--store", url(db))
-    code, out, _ = cli(capsys, "verify", "--store", url(db))
+    cli(capsys, "cases", "cancel", second, "--store", sqlite_url(db))
+    code, out, _ = cli(capsys, "verify", "--store", sqlite_url(db))
     assert (code, out) == (EXIT_COMPLETED, "ok: every chain holds (2 cases, 3 records)\n")
-    code, out, _ = cli(capsys, "verify", "--store", url(db), first)
+    code, out, _ = cli(capsys, "verify", "--store", sqlite_url(db), first)
     assert (code, out) == (EXIT_COMPLETED, f"ok: every chain holds (case {first}, 1 record)\n")
     with sqlite3.connect(db) as raw:  # a byte changed in a record, as a tamperer would
         raw.execute("DROP TRIGGER events_are_append_only_update")
         raw.execute("UPDATE events SET body = CAST(replace(CAST(body AS TEXT), 'main', 'mbin') AS BLOB) "
                     "WHERE seq = 0 AND case_key = (SELECT key FROM cases WHERE id = ?)", (second,))
-    code, out, err = cli(capsys, "verify", "--store", url(db))
+    code, out, err = cli(capsys, "verify", "--store", sqlite_url(db))
     assert code == EXIT_FAILED
     assert out.startswith(f"BROKEN case {second!r}, record 0: its content does not match its hash")
     assert "1 broken chain" in err
-    code, out, _ = cli(capsys, "verify", "--store", url(db), "--json")
+    code, out, _ = cli(capsys, "verify", "--store", sqlite_url(db), "--json")
     payload = orjson.loads(out)
     assert code == EXIT_FAILED and payload["ok"] is False
     assert [(p["case"], p["seq"]) for p in payload["problems"]] == [(second, 0)]
-    assert cli(capsys, "verify", "--store", url(db), first)[0] == EXIT_COMPLETED
+    assert cli(capsys, "verify", "--store", sqlite_url(db), first)[0] == EXIT_COMPLETED
 
 
 @pytest.mark.parametrize(
@@ -223,9 +208,9 @@ def test_bad_stores_are_located_bad_input(capsys: pytest.CaptureFixture[str], tm
 
 def test_unknown_cases_are_bad_input(capsys: pytest.CaptureFixture[str], db: Path) -> None:
     waiting_case(capsys, db)
-    code, _, err = cli(capsys, "cases", "show", "case-x", "--store", url(db))
+    code, _, err = cli(capsys, "cases", "show", "case-x", "--store", sqlite_url(db))
     assert code == EXIT_BAD_INPUT and "no case 'case-x'" in err and "yawlflow cases list" in err
-    code, _, err = cli(capsys, "verify", "--store", url(db), "case-x")
+    code, _, err = cli(capsys, "verify", "--store", sqlite_url(db), "case-x")
     assert code == EXIT_BAD_INPUT and "no case 'case-x'" in err
 
 
@@ -233,6 +218,6 @@ def test_a_foreign_database_is_bad_input(capsys: pytest.CaptureFixture[str], tmp
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as raw:
         raw.execute("CREATE TABLE t (x)")
-    code, _, err = cli(capsys, "cases", "list", "--store", url(other))
+    code, _, err = cli(capsys, "cases", "list", "--store", sqlite_url(other))
     assert code == EXIT_BAD_INPUT
     assert "not a yawlflow store" in err and textwrap.shorten(str(other), 200) in err

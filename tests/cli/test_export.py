@@ -16,11 +16,12 @@ import anyio
 import msgspec
 import pytest
 from defusedxml import ElementTree
+from kit import AUTO_THEN_EXTERNAL, cli, downgrade_to_schema_1, inc, sqlite_url
 
 import yawlflow as yf
 from yawlflow import _sqlite
 from yawlflow._xes import lifecycle, timestamp
-from yawlflow.cli import EXIT_BAD_INPUT, EXIT_COMPLETED, main
+from yawlflow.cli import EXIT_BAD_INPUT, EXIT_COMPLETED
 from yawlflow.testing import FakeClock
 
 XES = "{http://www.xes-standard.org/}"
@@ -54,39 +55,6 @@ nets:
       z: {run: inc, flows: [t]}
 """
 
-WAITS = """\
-yawlflow: 1
-id: waits
-nets:
-  main:
-    input: start
-    output: end
-    tasks:
-      a: {run: inc, flows: [b]}
-      b: {external: true, flows: [end]}
-"""
-
-
-def inc(data: dict[str, Any]) -> dict[str, Any]:
-    return {"n": data.get("n", 0) + 1}
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
-def url(db: Path) -> str:
-    return f"sqlite:///{db}"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "cases.db"
-
-
 @pytest.fixture(autouse=True)
 def wall(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The store's wall clock ticks 1 ms per reading from BASE (so timestamps are known)."""
@@ -109,7 +77,7 @@ def run_review(db: Path, data: dict[str, Any] | None = None, tenant: str | None 
 
     async def go() -> tuple[str, list[Any]]:
         clock = FakeClock()
-        async with yf.Engine(store=url(db), seed=7, clock=clock, handlers={"inc": inc}) as engine:
+        async with yf.Engine(store=sqlite_url(db), seed=7, clock=clock, handlers={"inc": inc}) as engine:
             case = await engine.start(yf.loads(SPEC), data or {"n": 0}, tenant=tenant)
             await clock.advance(1)
             holder, b = await offered(engine, case, "b")
@@ -133,7 +101,7 @@ def stored_trace(db: Path, case_id: str) -> list[Any]:
     """The case's trace as an engine reads it back from the store (``Case.trace`` of a stored case)."""
 
     async def go() -> list[Any]:
-        async with yf.Engine(store=url(db), handlers={"inc": inc}) as engine:
+        async with yf.Engine(store=sqlite_url(db), handlers={"inc": inc}) as engine:
             return engine.case(case_id).trace
 
     return anyio.run(go)
@@ -145,8 +113,8 @@ def own(trace: list[Any], case: str) -> list[Any]:
 
 def waiting_case(db: Path) -> str:
     async def go() -> str:
-        async with yf.Engine(store=url(db), seed=1, clock=FakeClock(), handlers={"inc": inc}) as engine:
-            case = await engine.start(yf.loads(WAITS), {"n": 0})
+        async with yf.Engine(store=sqlite_url(db), seed=1, clock=FakeClock(), handlers={"inc": inc}) as engine:
+            case = await engine.start(yf.loads(AUTO_THEN_EXTERNAL), {"n": 0})
             await case.idle()
             return case.id
 
@@ -168,7 +136,7 @@ def test_an_xes_export_of_a_finished_case_has_its_trace_in_order(
     case_id, live = run_review(db)
     trace = stored_trace(db, case_id)
     out = tmp_path / "cases.xes"
-    code, stdout, err = cli(capsys, "export", "--store", url(db), "-o", str(out))
+    code, stdout, err = cli(capsys, "export", "--store", sqlite_url(db), "-o", str(out))
     assert code == EXIT_COMPLETED and stdout == ""
     assert f"wrote {out}: 1 trace, {len(trace)} events" in err
     log = read(out)
@@ -219,7 +187,7 @@ def test_pm4py_reads_one_trace_with_the_right_events_in_order(
     case_id, _ = run_review(db)
     trace = stored_trace(db, case_id)
     out = tmp_path / "cases.xes"
-    assert cli(capsys, "export", "--store", url(db), "-o", str(out))[0] == EXIT_COMPLETED
+    assert cli(capsys, "export", "--store", sqlite_url(db), "-o", str(out))[0] == EXIT_COMPLETED
     frame = pm4py.read_xes(str(out), variant="chunk_regex")  # pm4py's default importer, named: no warning
     assert frame["case:concept:name"].unique().tolist() == [case_id]
     assert frame["concept:name"].tolist() == [r["task"] or r["event"] for r in trace]
@@ -250,7 +218,7 @@ def test_values_are_escaped_and_timestamps_carry_the_local_offset(
     tenant = 'acme & <co> "q" \x07 \U0001d11e'
     data = {"n": 0, "note": "a < b & c > 'd' \"e\" é"}
     _, trace = run_review(db, data, tenant=tenant)
-    code, out, _ = cli(capsys, "export", "--store", url(db), "--timezone", "local", "--with-data")
+    code, out, _ = cli(capsys, "export", "--store", sqlite_url(db), "--timezone", "local", "--with-data")
     assert code == EXIT_COMPLETED
     assert "&amp; &lt;co&gt; &quot;q&quot;" in out and "\x07" not in out
     log = ElementTree.fromstring(out.encode())
@@ -267,50 +235,39 @@ def test_values_are_escaped_and_timestamps_carry_the_local_offset(
 def test_which_cases_are_exported(capsys: pytest.CaptureFixture[str], db: Path) -> None:
     finished, _ = run_review(db)
     waiting = waiting_case(db)
-    code, out, _ = cli(capsys, "export", "--store", url(db))  # default: every finished root case, to stdout
+    code, out, _ = cli(capsys, "export", "--store", sqlite_url(db))  # default: every finished root case, to stdout
     assert code == EXIT_COMPLETED
     names = [attrs(t)["concept:name"] for t in ElementTree.fromstring(out.encode()).findall(f"{XES}trace")]
     assert names == [finished]  # its sub-case is part of its trace, not a trace of its own
-    code, out, _ = cli(capsys, "export", "--store", url(db), "--status", "running")
+    code, out, _ = cli(capsys, "export", "--store", sqlite_url(db), "--status", "running")
     [xtrace] = ElementTree.fromstring(out.encode()).findall(f"{XES}trace")
     assert attrs(xtrace)["concept:name"] == waiting and attrs(xtrace)["yawlflow:status"] == "running"
     assert [attrs(e)["yawlflow:event"] for e in xtrace.findall(f"{XES}event")][-1] == "item.offered"
-    code, out, _ = cli(capsys, "export", "--store", url(db), "--case", waiting, finished)
+    code, out, _ = cli(capsys, "export", "--store", sqlite_url(db), "--case", waiting, finished)
     assert [attrs(t)["concept:name"] for t in ElementTree.fromstring(out.encode()).findall(f"{XES}trace")] == [
         waiting, finished]
-    code, out, err = cli(capsys, "export", "--store", url(db), "--status", "failed")
+    code, out, err = cli(capsys, "export", "--store", sqlite_url(db), "--status", "failed")
     assert code == EXIT_COMPLETED and ElementTree.fromstring(out.encode()).findall(f"{XES}trace") == []
     assert "no root case with status failed" in err
 
 
 def test_bad_input_is_located(capsys: pytest.CaptureFixture[str], db: Path, tmp_path: Path) -> None:
     finished, _ = run_review(db)
-    code, _, err = cli(capsys, "export", "--store", url(db), "--case", finished, "nope")
+    code, _, err = cli(capsys, "export", "--store", sqlite_url(db), "--case", finished, "nope")
     assert code == EXIT_BAD_INPUT and "--case nope: no such case in sqlite:///" in err and "cases list" in err
     missing = tmp_path / "no" / "out.xes"
-    code, _, err = cli(capsys, "export", "--store", url(db), "-o", str(missing))
+    code, _, err = cli(capsys, "export", "--store", sqlite_url(db), "-o", str(missing))
     assert code == EXIT_BAD_INPUT and f"{missing}: -o: cannot write it" in err and not missing.exists()
-    code, _, err = cli(capsys, "export", "--store", url(db), "-o", str(tmp_path))
+    code, _, err = cli(capsys, "export", "--store", sqlite_url(db), "-o", str(tmp_path))
     assert code == EXIT_BAD_INPUT and "is a directory" in err
     code, _, err = cli(capsys, "export", "--store", "memory://")
     assert code == EXIT_BAD_INPUT and "give a durable store" in err
-    code, _, err = cli(capsys, "export", "--store", url(tmp_path / "absent.db"))
+    code, _, err = cli(capsys, "export", "--store", sqlite_url(tmp_path / "absent.db"))
     assert code == EXIT_BAD_INPUT and "no such store" in err
-    code, _, err = cli(capsys, "export", "--store", url(db), "--format", "history")
+    code, _, err = cli(capsys, "export", "--store", sqlite_url(db), "--format", "history")
     assert code == EXIT_BAD_INPUT and "name exactly one root case with --case ID" in err
-    code, _, err = cli(capsys, "export", "--store", url(db), "--format", "csv")
+    code, _, err = cli(capsys, "export", "--store", sqlite_url(db), "--format", "csv")
     assert code == EXIT_BAD_INPUT and "invalid choice: 'csv'" in err
-
-
-def downgrade_to_schema_1(path: Path) -> None:
-    """Make a store's file what release 1 wrote: no wall_ns column, schema_version 1."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("ALTER TABLE events DROP COLUMN wall_ns")
-        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-        conn.execute("DELETE FROM meta WHERE key = 'migration.2'")
-    finally:
-        conn.close()
 
 
 def test_a_schema_1_store_migrates_its_cases_finish_and_export(
@@ -318,11 +275,11 @@ def test_a_schema_1_store_migrates_its_cases_finish_and_export(
 ) -> None:
     case_id = waiting_case(db)
     downgrade_to_schema_1(db)
-    code, _, err = cli(capsys, "export", "--store", url(db))
+    code, _, err = cli(capsys, "export", "--store", sqlite_url(db))
     assert code == EXIT_BAD_INPUT and "its schema is version 1" in err and "open it for writing once" in err
 
     async def finish() -> str:
-        async with yf.Engine(store=url(db), seed=1, clock=FakeClock(), handlers={"inc": inc}) as engine:
+        async with yf.Engine(store=sqlite_url(db), seed=1, clock=FakeClock(), handlers={"inc": inc}) as engine:
             [case] = await engine.resume()
             [item] = case.work_items("offered")
             await case.complete(item.id, {"done": True})
@@ -334,9 +291,9 @@ def test_a_schema_1_store_migrates_its_cases_finish_and_export(
     walls = [w for (w,) in conn.execute("SELECT wall_ns FROM events ORDER BY seq")]
     conn.close()
     assert walls[0] is None and walls[-1] is not None  # old records kept as they were
-    assert cli(capsys, "verify", "--store", url(db))[0] == EXIT_COMPLETED  # the chain holds across both
+    assert cli(capsys, "verify", "--store", sqlite_url(db))[0] == EXIT_COMPLETED  # the chain holds across both
     out = tmp_path / "old.xes"
-    assert cli(capsys, "export", "--store", url(db), "-o", str(out))[0] == EXIT_COMPLETED
+    assert cli(capsys, "export", "--store", sqlite_url(db), "-o", str(out))[0] == EXIT_COMPLETED
     [xtrace] = read(out).findall(f"{XES}trace")
     events = [attrs(e) for e in xtrace.findall(f"{XES}event")]
     assert attrs(xtrace)["concept:name"] == case_id

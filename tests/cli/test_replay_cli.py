@@ -11,46 +11,13 @@ from typing import Any
 import anyio
 import orjson
 import pytest
+from kit import NESTED_WITH_EXTERNALS, cli, inc
 
 import yawlflow as yf
-from yawlflow.cli import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_FAILED, main
+from yawlflow.cli import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_FAILED
 from yawlflow.testing import FakeClock
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-
-NESTED = """\
-yawlflow: 1
-id: nested
-root: main
-nets:
-  main:
-    input: start
-    output: end
-    tasks:
-      a: {run: inc, split: and, flows: [sub, b]}
-      sub: {net: inner, flows: [c]}
-      b: {external: true, flows: [c]}
-      c: {join: and, run: inc, flows: [end]}
-  inner:
-    input: s
-    output: t
-    tasks:
-      x: {run: inc, flows: [y]}
-      y: {external: true, flows: [z]}
-      z: {run: inc, flows: [t]}
-"""
-
-
-def inc(data: dict[str, Any]) -> dict[str, Any]:
-    return {"n": data.get("n", 0) + 1}
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
 
 def events_and_cases(path: Path) -> tuple[int, int]:
     raw = json.loads(path.read_text())
@@ -138,7 +105,7 @@ def test_an_exported_history_replays_identically(capsys: pytest.CaptureFixture[s
 
     async def go() -> tuple[str, list[Any]]:
         async with yf.Engine(store=f"sqlite:///{db}", seed=3, clock=FakeClock(), handlers={"inc": inc}) as engine:
-            case = await engine.start(yf.loads(NESTED), {"n": 0})
+            case = await engine.start(yf.loads(NESTED_WITH_EXTERNALS), {"n": 0})
             await case.idle()
             for task in ("y", "b"):
                 [item] = [i for i in case._offered_in_tree() if i.task == task]

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
+from kit import inc
 
 import yawlflow as yf
 from yawlflow._durable import decode_image, fold_case
@@ -33,10 +34,6 @@ nets:
       a: {run: inc, loop: {while: "n < 25"}, flows: [b]}
       b: {external: true, flows: [end]}
 """
-
-
-def inc(data: dict[str, Any]) -> dict[str, Any]:
-    return {"n": data.get("n", 0) + 1}
 
 
 def url(tmp_path: Path, options: str = "") -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 import pytest
+from kit import inc
 
 import yawlflow as yf
 from yawlflow.testing import FakeClock
@@ -24,10 +25,6 @@ nets:
       a: {run: inc, flows: [b]}
       b: {run: inc, flows: [end]}
 """
-
-
-def inc(data: dict[str, Any]) -> dict[str, Any]:
-    return {"n": data.get("n", 0) + 1}
 
 
 async def test_sync_handler_runs_off_the_event_loop_thread() -> None:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from typing import Any
 
 import anyio
 import pytest
+from kit import faulty_connection, inc, integrity
 
 import yawlflow as yf
 from yawlflow._provenance import verify
@@ -104,10 +104,6 @@ nets:
 """
 
 START_DATA = {"n": 0}
-
-
-def inc(data: dict[str, Any]) -> dict[str, Any]:
-    return {"n": data.get("n", 0) + 1}
 
 
 def fin(data: dict[str, Any]) -> dict[str, Any]:
@@ -247,33 +243,6 @@ class DyingStore:
             raise yf.StoreError(f"injected fault at store call {len(self.calls)}: {name}")
 
 
-def faulty_connection() -> type[Any]:
-    """A sqlite3.Connection class whose Nth statement raises once ``countdown`` is set to N."""
-
-    class Faulty(sqlite3.Connection):
-        countdown: int | None = None
-        fired = False
-
-        def _tick(self, sql: str) -> None:
-            cls = type(self)
-            if cls.countdown is not None:
-                cls.countdown -= 1
-                if cls.countdown == 0:
-                    cls.countdown = None
-                    cls.fired = True
-                    raise sqlite3.OperationalError(f"injected fault at: {sql.split()[0]}")
-
-        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-            self._tick(sql)
-            return super().execute(sql, parameters)
-
-        def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
-            self._tick(sql)
-            return super().executemany(sql, parameters)
-
-    return Faulty
-
-
 MODES = ["dying", "disk-thread", "disk-inline"]
 
 
@@ -332,14 +301,6 @@ class Fault:
 
 def url(path: Path, snapshot_every: int = SNAPSHOT_EVERY) -> str:
     return f"sqlite:///{path}?synchronous=OFF&snapshot_every={snapshot_every}"
-
-
-def integrity(path: Path) -> str:
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def leaves(exc: BaseException) -> Iterator[BaseException]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kit import sqlite_url
 
 import yawlflow as yf
 
@@ -53,10 +54,6 @@ nets:
       wait: {trigger: {signal: paid, persistent: true}, flows: [done]}
       done: {external: true, flows: [end]}
 """
-
-
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'cases.db'}"
 
 
 def offered(case: yf.Case, task: str) -> yf.WorkItem:
@@ -130,15 +127,15 @@ async def test_a_repeated_signal_with_the_same_key_is_received_once() -> None:
     assert [r["event"] for r in result.trace].count("signal.received") == 1
 
 
-async def test_keys_survive_a_restart_of_a_durable_store(tmp_path: Path) -> None:
+async def test_keys_survive_a_restart_of_a_durable_store(db: Path) -> None:
     spec = yf.loads(TWO_STEPS)
-    async with yf.Engine(store=url(tmp_path)) as engine:
+    async with yf.Engine(store=sqlite_url(db)) as engine:
         case = await engine.start(spec, key="order-17")
         case_id = case.id
         a = offered(case, "a")
         await case.complete(a.id, {"x": 1}, key="complete-a")
         trace = case.trace
-    async with yf.Engine(store=url(tmp_path)) as engine:
+    async with yf.Engine(store=sqlite_url(db)) as engine:
         again = await engine.start(spec, key="order-17")  # the caller never saw the first answer
         assert again.id == case_id
         await engine.resume()

@@ -12,24 +12,12 @@ from typing import Any
 
 import anyio
 import pytest
+from kit import APPROVE_OR_EXPIRE, AUTO_EXTERNAL_AUTO, NESTED_WITH_EXTERNALS, inc, sqlite_url
 
 import yawlflow as yf
 from yawlflow.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
-
-EXTERNAL = """
-yawlflow: 1
-id: ext
-nets:
-  main:
-    input: start
-    output: end
-    tasks:
-      a: {run: inc, flows: [b]}
-      b: {external: true, flows: [c]}
-      c: {run: inc, flows: [end]}
-"""
 
 AUTO = """
 yawlflow: 1
@@ -58,52 +46,6 @@ nets:
       c: {join: and, run: inc, flows: [end]}
 """
 
-TIMED = """
-yawlflow: 1
-id: timed
-nets:
-  main:
-    input: start
-    output: end
-    conditions:
-      wait: {flows: [approve, expire]}
-    tasks:
-      a: {flows: [wait]}
-      approve: {external: true, flows: [end]}
-      expire: {timer: {after: 10s}, flows: [end]}
-"""
-
-NESTED = """
-yawlflow: 1
-id: nested
-root: main
-nets:
-  main:
-    input: start
-    output: end
-    tasks:
-      a: {run: inc, split: and, flows: [sub, b]}
-      sub: {net: inner, flows: [c]}
-      b: {external: true, flows: [c]}
-      c: {join: and, run: inc, flows: [end]}
-  inner:
-    input: s
-    output: t
-    tasks:
-      x: {run: inc, flows: [y]}
-      y: {external: true, flows: [z]}
-      z: {run: inc, flows: [t]}
-"""
-
-
-def inc(data: dict[str, Any]) -> dict[str, Any]:
-    return {"n": data.get("n", 0) + 1}
-
-
-def url(tmp_path: Path, name: str = "cases.db") -> str:
-    return f"sqlite:///{tmp_path / name}"
-
-
 Step = Callable[[yf.Case], Awaitable[None]]
 
 
@@ -118,21 +60,21 @@ async def complete_offered(case: yf.Case, task: str, output: dict[str, Any]) -> 
     raise AssertionError(f"no offered {task!r} in {case.id}: {case._offered_in_tree()}")
 
 
-async def test_a_case_waiting_for_external_work_resumes_and_ends_as_an_uninterrupted_run(tmp_path: Path) -> None:
-    spec = yf.loads(EXTERNAL)
+async def test_a_case_waiting_for_external_work_resumes_and_ends_as_an_uninterrupted_run(db: Path) -> None:
+    spec = yf.loads(AUTO_EXTERNAL_AUTO)
     async with yf.Engine(seed=3, handlers={"inc": inc}) as engine:
         straight = await engine.start(spec, {"n": 0})
         await complete_offered(straight, "b", {"ok": True})
         expected = await straight.result()
 
-    async with yf.Engine(store=url(tmp_path), seed=3, handlers={"inc": inc}) as engine:
+    async with yf.Engine(store=sqlite_url(db), seed=3, handlers={"inc": inc}) as engine:
         case = await engine.start(spec, {"n": 0})
         await case.idle()
         before = case.trace
         case_id = case.id
     assert case_id == expected.case_id
 
-    async with yf.Engine(store=url(tmp_path), seed=3, handlers={"inc": inc}) as engine:
+    async with yf.Engine(store=sqlite_url(db), seed=3, handlers={"inc": inc}) as engine:
         resumed = await engine.resume()
         assert [c.id for c in resumed] == [case_id]
         case = engine.case(case_id)
@@ -147,7 +89,7 @@ async def test_a_case_waiting_for_external_work_resumes_and_ends_as_an_uninterru
     assert result.trace == expected.trace
 
 
-async def test_an_auto_item_in_flight_is_rerun_once_with_the_same_idempotency_key(tmp_path: Path) -> None:
+async def test_an_auto_item_in_flight_is_rerun_once_with_the_same_idempotency_key(db: Path) -> None:
     spec = yf.loads(AUTO)
     calls: list[tuple[str, int]] = []
     entered = anyio.Event()
@@ -166,7 +108,7 @@ async def test_an_auto_item_in_flight_is_rerun_once_with_the_same_idempotency_ke
         expected = await (await engine.start(spec, {"n": 0})).result()
     calls.clear()
 
-    async with yf.Engine(store=url(tmp_path), handlers={"inc": inc, "slow": stuck}, seed=1) as engine:
+    async with yf.Engine(store=sqlite_url(db), handlers={"inc": inc, "slow": stuck}, seed=1) as engine:
         case = await engine.start(spec, {"n": 0})
         await entered.wait()  # the slow item never finishes: leave while it runs
         case_id = case.id
@@ -174,7 +116,7 @@ async def test_an_auto_item_in_flight_is_rerun_once_with_the_same_idempotency_ke
     key = calls[0][0]
     assert key == f"{case_id}/{key.rsplit('/', 1)[1]}"
 
-    async with yf.Engine(store=url(tmp_path), handlers={"inc": inc, "slow": fine}, seed=1) as engine:
+    async with yf.Engine(store=sqlite_url(db), handlers={"inc": inc, "slow": fine}, seed=1) as engine:
         [case] = await engine.resume()
         result = await case.result()
     assert calls == [(key, 1), (key, 1)]  # the same item, the same key, run once more
@@ -183,7 +125,7 @@ async def test_an_auto_item_in_flight_is_rerun_once_with_the_same_idempotency_ke
     assert result.trace == expected.trace
 
 
-async def test_every_item_in_flight_is_rerun(tmp_path: Path) -> None:
+async def test_every_item_in_flight_is_rerun(db: Path) -> None:
     # Seeded: the driver ran `slow` first and it hung, so `b` (started, not run) was in flight too.
     # After the resume both run once; with a seed, the order the driver takes ready items in
     # after a restart is drawn afresh, so only the outcome is compared, not the interleaving.
@@ -201,13 +143,13 @@ async def test_every_item_in_flight_is_rerun(tmp_path: Path) -> None:
 
     async with yf.Engine(handlers={"inc": inc, "slow": inc}, seed=1) as engine:
         expected = await (await engine.start(spec, {"n": 0})).result()
-    async with yf.Engine(store=url(tmp_path), handlers={"inc": counted, "slow": stuck}, seed=1) as engine:
+    async with yf.Engine(store=sqlite_url(db), handlers={"inc": counted, "slow": stuck}, seed=1) as engine:
         case = await engine.start(spec, {"n": 0})
         await entered.wait()
         in_flight = sorted(f"{case.id}/{i.id}" for i in case.work_items("started"))
     assert len(in_flight) == 2
     keys.clear()
-    async with yf.Engine(store=url(tmp_path), handlers={"inc": counted, "slow": counted}, seed=1) as engine:
+    async with yf.Engine(store=sqlite_url(db), handlers={"inc": counted, "slow": counted}, seed=1) as engine:
         [case] = await engine.resume()
         result = await case.result()
     assert sorted(keys[:2]) == in_flight and len(keys) == 3  # both again, then c
@@ -218,7 +160,7 @@ async def test_every_item_in_flight_is_rerun(tmp_path: Path) -> None:
     assert steps(result.trace) == steps(expected.trace)
 
 
-async def test_reconcile_settles_an_in_doubt_item_without_running_it_again(tmp_path: Path) -> None:
+async def test_reconcile_settles_an_in_doubt_item_without_running_it_again(db: Path) -> None:
     spec = yf.loads(AUTO)
     entered = anyio.Event()
     asked: list[str] = []
@@ -237,11 +179,11 @@ async def test_reconcile_settles_an_in_doubt_item_without_running_it_again(tmp_p
         asked.append(key)
         return {"slow": "reconciled"}
 
-    async with yf.Engine(store=url(tmp_path), handlers={"inc": inc, "slow": stuck}) as engine:
+    async with yf.Engine(store=sqlite_url(db), handlers={"inc": inc, "slow": stuck}) as engine:
         case = await engine.start(spec, {"n": 0})
         await entered.wait()
         case_id = case.id
-    async with yf.Engine(store=url(tmp_path), handlers={"inc": inc}) as engine:
+    async with yf.Engine(store=sqlite_url(db), handlers={"inc": inc}) as engine:
         engine.handlers.register("slow", slow, reconcile=reconcile)
         [case] = await engine.resume()
         result = await case.result()
@@ -274,7 +216,7 @@ class Payments:
 
 
 @pytest.mark.parametrize(("answer", "fail"), [(None, False), (None, True), ("not a mapping", False)])
-async def test_an_unsettled_reconcile_runs_the_item_again(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+async def test_an_unsettled_reconcile_runs_the_item_again(db: Path, caplog: pytest.LogCaptureFixture,
                                                           answer: Any, fail: bool) -> None:
     spec = yf.loads(AUTO)
     entered = anyio.Event()
@@ -283,12 +225,12 @@ async def test_an_unsettled_reconcile_runs_the_item_again(tmp_path: Path, caplog
         entered.set()
         await anyio.sleep_forever()
 
-    async with yf.Engine(store=url(tmp_path), handlers={"inc": inc, "slow": stuck}) as engine:
+    async with yf.Engine(store=sqlite_url(db), handlers={"inc": inc, "slow": stuck}) as engine:
         await engine.start(spec)
         await entered.wait()
     payments = Payments(answer, fail)
     with caplog.at_level(logging.WARNING, logger="yawlflow"):
-        async with yf.Engine(store=url(tmp_path), handlers={"inc": inc, "slow": payments}) as engine:
+        async with yf.Engine(store=sqlite_url(db), handlers={"inc": inc, "slow": payments}) as engine:
             [case] = await engine.resume()
             result = await case.result()
     assert len(payments.asked) == 1
@@ -298,16 +240,16 @@ async def test_an_unsettled_reconcile_runs_the_item_again(tmp_path: Path, caplog
         assert any("running the item again" in r.getMessage() for r in caplog.records)
 
 
-async def test_timers_fire_at_their_recorded_deadlines(tmp_path: Path) -> None:
-    spec = yf.loads(TIMED)
+async def test_timers_fire_at_their_recorded_deadlines(db: Path) -> None:
+    spec = yf.loads(APPROVE_OR_EXPIRE)
     clock = FakeClock()
-    async with yf.Engine(store=url(tmp_path), clock=clock, handlers={"inc": inc}) as engine:
+    async with yf.Engine(store=sqlite_url(db), clock=clock, handlers={"inc": inc}) as engine:
         case = await engine.start(spec)
         await clock.advance(4)
         case_id = case.id
         assert case.status == "running"
     # the same clock (one process): 6 s are left
-    async with yf.Engine(store=url(tmp_path), clock=clock, handlers={"inc": inc}) as engine:
+    async with yf.Engine(store=sqlite_url(db), clock=clock, handlers={"inc": inc}) as engine:
         [case] = await engine.resume()
         await clock.advance(5.9)
         assert case.status == "running"
@@ -318,20 +260,20 @@ async def test_timers_fire_at_their_recorded_deadlines(tmp_path: Path) -> None:
     assert case_id == result.case_id
 
 
-async def test_a_deadline_from_another_clock_is_never_later_than_one_full_delay(tmp_path: Path) -> None:
-    spec = yf.loads(TIMED)
+async def test_a_deadline_from_another_clock_is_never_later_than_one_full_delay(db: Path) -> None:
+    spec = yf.loads(APPROVE_OR_EXPIRE)
     late = FakeClock(start=10_000)
-    async with yf.Engine(store=url(tmp_path), clock=late, handlers={"inc": inc}) as engine:
+    async with yf.Engine(store=sqlite_url(db), clock=late, handlers={"inc": inc}) as engine:
         await engine.start(spec)
     fresh = FakeClock()  # e.g. a monotonic clock after a reboot: far behind the recorded deadline
-    async with yf.Engine(store=url(tmp_path), clock=fresh, handlers={"inc": inc}) as engine:
+    async with yf.Engine(store=sqlite_url(db), clock=fresh, handlers={"inc": inc}) as engine:
         [case] = await engine.resume()
         await fresh.advance(10)
         assert (await case.result()).status == "completed"
 
 
-async def test_a_sub_case_is_reattached_and_reports_to_its_parent(tmp_path: Path) -> None:
-    spec = yf.loads(NESTED)
+async def test_a_sub_case_is_reattached_and_reports_to_its_parent(db: Path) -> None:
+    spec = yf.loads(NESTED_WITH_EXTERNALS)
 
     async def drive(case: yf.Case) -> None:
         await complete_offered(case, "y", {"y": 1})
@@ -342,14 +284,14 @@ async def test_a_sub_case_is_reattached_and_reports_to_its_parent(tmp_path: Path
         await drive(straight)
         expected = await straight.result()
 
-    async with yf.Engine(store=url(tmp_path), seed=5, handlers={"inc": inc}) as engine:
+    async with yf.Engine(store=sqlite_url(db), seed=5, handlers={"inc": inc}) as engine:
         case = await engine.start(spec, {"n": 0})
         await case.idle()
         before = case.trace
         sub_ids = [r.case for r in await engine.cases() if r.parent == case.id]
     assert len(sub_ids) == 1
 
-    async with yf.Engine(store=url(tmp_path), seed=5, handlers={"inc": inc}) as engine:
+    async with yf.Engine(store=sqlite_url(db), seed=5, handlers={"inc": inc}) as engine:
         [case] = await engine.resume()
         assert case.trace == before
         sub = engine.case(sub_ids[0])
@@ -362,7 +304,7 @@ async def test_a_sub_case_is_reattached_and_reports_to_its_parent(tmp_path: Path
     assert result.trace == expected.trace
 
 
-async def test_a_dormant_case_waits_for_resume(tmp_path: Path) -> None:
+async def test_a_dormant_case_waits_for_resume(db: Path) -> None:
     spec = yf.loads(AUTO)
     entered = anyio.Event()
     runs: list[str] = []
@@ -375,10 +317,10 @@ async def test_a_dormant_case_waits_for_resume(tmp_path: Path) -> None:
         runs.append(ctx.idempotency_key)
         return {}
 
-    async with yf.Engine(store=url(tmp_path), handlers={"inc": inc, "slow": stuck}) as engine:
+    async with yf.Engine(store=sqlite_url(db), handlers={"inc": inc, "slow": stuck}) as engine:
         case_id = (await engine.start(spec)).id
         await entered.wait()
-    async with yf.Engine(store=url(tmp_path), handlers={"inc": inc, "slow": slow}) as engine:
+    async with yf.Engine(store=sqlite_url(db), handlers={"inc": inc, "slow": slow}) as engine:
         case = engine.case(case_id)  # folded back, dormant: its in-flight item is not run yet
         assert case.status == "running"
         assert [i.task for i in case.work_items("started")] == ["slow"]
@@ -389,13 +331,13 @@ async def test_a_dormant_case_waits_for_resume(tmp_path: Path) -> None:
         assert len(runs) == 1
 
 
-async def test_a_dormant_case_can_be_cancelled_without_running_anything(tmp_path: Path) -> None:
-    spec = yf.loads(NESTED)
-    async with yf.Engine(store=url(tmp_path), handlers={"inc": inc}) as engine:
+async def test_a_dormant_case_can_be_cancelled_without_running_anything(db: Path) -> None:
+    spec = yf.loads(NESTED_WITH_EXTERNALS)
+    async with yf.Engine(store=sqlite_url(db), handlers={"inc": inc}) as engine:
         case = await engine.start(spec)
         await case.idle()  # x ran in the sub-case; y and b are offered
         case_id = case.id
-    async with yf.Engine(store=url(tmp_path)) as engine:  # no handlers: nothing may run
+    async with yf.Engine(store=sqlite_url(db)) as engine:  # no handlers: nothing may run
         case = engine.case(case_id)
         await case.cancel()
         assert case.status == "cancelled"

@@ -7,32 +7,13 @@ Needs a server: ``YAWLFLOW_TEST_POSTGRES_URL`` (``bash .ci/run`` starts one); sk
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pytest
+from kit import AUTO_EXTERNAL_AUTO, inc
 
 import yawlflow as yf
 
 pytestmark = pytest.mark.anyio
-
-SPEC = """
-yawlflow: 1
-id: shared
-nets:
-  main:
-    input: start
-    output: end
-    tasks:
-      a: {run: inc, flows: [b]}
-      b: {external: true, flows: [c]}
-      c: {run: inc, flows: [end]}
-"""
-
-
-def inc(data: dict[str, Any]) -> dict[str, Any]:
-    return {"n": data.get("n", 0) + 1}
-
 
 def engine(url: str, owner: str) -> yf.Engine:
     sep = "&" if "?" in url else "?"
@@ -47,7 +28,7 @@ async def finish(case: yf.Case) -> yf.Result:
 
 async def test_a_live_engine_keeps_its_cases_and_leaving_hands_them_over(pg_url: str) -> None:
     async with engine(pg_url, "a") as a:
-        case = await a.start(yf.loads(SPEC))
+        case = await a.start(yf.loads(AUTO_EXTERNAL_AUTO))
         await case.idle()
         async with engine(pg_url, "b") as b:
             assert await b.resume() == []  # a holds the lease
@@ -62,7 +43,7 @@ async def test_a_live_engine_keeps_its_cases_and_leaving_hands_them_over(pg_url:
 
 async def test_engines_resuming_at_once_never_share_a_case(pg_url: str) -> None:
     async with engine(pg_url, "seed") as first:
-        ids = {(await first.start(yf.loads(SPEC))).id for _ in range(6)}
+        ids = {(await first.start(yf.loads(AUTO_EXTERNAL_AUTO))).id for _ in range(6)}
     got: dict[str, list[str]] = {}
 
     async def take(owner: str, ready: anyio.Event, go: anyio.Event) -> None:
@@ -90,7 +71,7 @@ async def test_engines_resuming_at_once_never_share_a_case(pg_url: str) -> None:
 
 async def test_an_engine_whose_lease_passed_on_stops_running_the_case(pg_url: str) -> None:
     async with engine(pg_url, "a") as a:
-        case = await a.start(yf.loads(SPEC))
+        case = await a.start(yf.loads(AUTO_EXTERNAL_AUTO))
         await case.idle()
         store = a.store
         store.release()  # type: ignore[attr-defined]  # as if its lease had expired

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import orjson
 import pytest
+from kit import APPROVE_OR_EXPIRE
 
 import yawlflow as yf
 from yawlflow.cli import main
@@ -43,21 +44,6 @@ nets:
     tasks:
       approve: {external: true, flows: [after]}
       after: {run: count, flows: [end]}
-"""
-
-TIMED = """
-yawlflow: 1
-id: timed
-nets:
-  main:
-    input: start
-    output: end
-    conditions:
-      wait: {flows: [approve, expire]}
-    tasks:
-      a: {flows: [wait]}
-      approve: {external: true, flows: [end]}
-      expire: {timer: {after: 10s}, flows: [end]}
 """
 
 NESTED = """
@@ -150,7 +136,7 @@ async def test_a_suspended_case_keeps_its_offered_items_and_refuses_to_start_or_
 async def test_a_timer_due_while_suspended_fires_on_resume() -> None:
     clock = FakeClock()
     async with yf.Engine(clock=clock) as engine:
-        case = await engine.start(yf.loads(TIMED))
+        case = await engine.start(yf.loads(APPROVE_OR_EXPIRE))
         await case.suspend()
         await clock.advance(30)
         assert case.status == "suspended"

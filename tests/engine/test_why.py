@@ -10,9 +10,10 @@ from typing import Any
 import anyio
 import orjson
 import pytest
+from kit import cli
 
 import yawlflow as yf
-from yawlflow.cli import EXIT_BAD_INPUT, EXIT_COMPLETED, main
+from yawlflow.cli import EXIT_BAD_INPUT, EXIT_COMPLETED
 
 pytestmark = pytest.mark.anyio
 
@@ -139,13 +140,6 @@ async def test_why_names_a_suspension_and_the_handlers_it_holds() -> None:
         assert "starts when the case (or item) is resumed" in waits[1].message
         await case.resume()
         assert (await case.result()).status == "completed"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 async def test_cases_why_reads_the_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kit import AUTO_THEN_EXTERNAL, closing_stores, faulty_connection, integrity
 
 import yawlflow as yf
 from yawlflow._sqlite import SqliteStore
-from yawlflow._store import CaseRecord
 
-SEQ = """
-yawlflow: 1
-id: seq
-nets:
-  main:
-    input: start
-    output: end
-    tasks:
-      a: {run: inc, flows: [b]}
-      b: {external: true, flows: [end]}
-"""
-
-OTHER = SEQ.replace("external: true", "run: inc")
+OTHER = AUTO_THEN_EXTERNAL.replace("external: true", "run: inc")
 
 
 @pytest.fixture
 def spec() -> yf.Spec:
-    """A small spec."""
-    return yf.loads(SEQ)
+    """A small spec: ``kit.AUTO_THEN_EXTERNAL``."""
+    return yf.loads(AUTO_THEN_EXTERNAL)
 
 
 @pytest.fixture
@@ -50,17 +37,12 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def open_store(db_path: Path) -> Iterator[Callable[..., SqliteStore]]:
     """Open SqliteStores (on ``db_path`` unless told otherwise); each is closed at teardown."""
-    opened: list[SqliteStore] = []
 
-    def opener(path: Path | None = None, **options: Any) -> SqliteStore:
-        store = SqliteStore(path or db_path, **options)
-        opened.append(store)
-        return store
+    def open_one(path: Path | None = None, **options: Any) -> SqliteStore:
+        return SqliteStore(path or db_path, **options)
 
-    yield opener
-    for store in reversed(opened):
-        with contextlib.suppress(yf.StoreError):
-            store.close()
+    with closing_stores(open_one) as opener:
+        yield opener
 
 
 @pytest.fixture
@@ -83,11 +65,6 @@ def tamperable(conn: sqlite3.Connection) -> sqlite3.Connection:
     conn.execute("DROP TRIGGER IF EXISTS events_are_append_only_update")
     conn.execute("DROP TRIGGER IF EXISTS events_are_append_only_delete")
     return conn
-
-
-def record(case: str, **fields: Any) -> CaseRecord:
-    """A case record for the test spec."""
-    return CaseRecord(case=case, spec_id="seq", net="main", **fields)
 
 
 def dump(path: Path) -> dict[str, Any]:
@@ -117,59 +94,13 @@ def dump(path: Path) -> dict[str, Any]:
         conn.close()
 
 
-def integrity(path: Path) -> str:
-    """``PRAGMA integrity_check`` of a file."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        conn.close()
-
-
-def faulty_connection(log: list[str] | None = None) -> type[Any]:
-    """A sqlite3.Connection class whose Nth execute raises, once ``arm(N)`` is called.
-
-    ``log`` (if given) receives every statement executed.
-    """
-
-    class Faulty(sqlite3.Connection):
-        countdown: int | None = None
-        fired = False
-
-        @classmethod
-        def arm(cls, n: int | None) -> None:
-            cls.countdown = n
-            cls.fired = False
-
-        def _tick(self, sql: str) -> None:
-            if log is not None:
-                log.append(" ".join(sql.split()))
-            cls = type(self)
-            if cls.countdown is not None:
-                cls.countdown -= 1
-                if cls.countdown == 0:
-                    cls.countdown = None
-                    cls.fired = True
-                    raise sqlite3.OperationalError(f"injected fault at: {sql.split()[0]}")
-
-        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-            self._tick(sql)
-            return super().execute(sql, parameters)
-
-        def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
-            self._tick(sql)
-            return super().executemany(sql, parameters)
-
-    return Faulty
-
-
 @pytest.fixture
 def helpers() -> Any:
-    """The helper functions above, for test modules (conftest modules are not importable)."""
+    """The helper functions above and kit's store-file ones, for test modules (conftest modules
+    are not importable)."""
 
     class Helpers:
         tamperable = staticmethod(tamperable)
-        record = staticmethod(record)
         dump = staticmethod(dump)
         integrity = staticmethod(integrity)
         faulty_connection = staticmethod(faulty_connection)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from kit import rec
 
 import yawlflow as yf
 from yawlflow._events import (
@@ -79,10 +79,6 @@ def reopen(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
 def store(reopen: Callable[[], Store]) -> Store:
     """The store under test, empty."""
     return reopen()
-
-
-def rec(case: str, **fields: Any) -> CaseRecord:
-    return CaseRecord(case=case, spec_id="seq", net="main", **fields)
 
 
 def every_kind(case: str) -> list[Event]:

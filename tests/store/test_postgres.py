@@ -8,7 +8,6 @@ under ``CI=true``, where the first test fails instead.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import subprocess
@@ -21,19 +20,16 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import anyio
 import pytest
+from kit import closing_stores, inc, rec
 
 import yawlflow as yf
 from yawlflow._events import CaseStarted, ItemCompleted, ItemStarted
 from yawlflow._postgres import LeaseLostError, PostgresStore, open_postgres_url, schema_version
-from yawlflow._store import CaseExistsError, CaseRecord, check_store_url, open_store
+from yawlflow._store import CaseExistsError, check_store_url, open_store
 
 PG_ENV = "YAWLFLOW_TEST_POSTGRES_URL"
 
 Opener = Callable[..., PostgresStore]
-
-
-def rec(case: str, **fields: Any) -> CaseRecord:
-    return CaseRecord(case=case, spec_id="seq", net="main", **fields)
 
 
 def with_options(url: str, **options: Any) -> str:
@@ -49,17 +45,12 @@ def schema_of(url: str) -> str:
 @pytest.fixture
 def open_pg(pg_url: str) -> Iterator[Opener]:
     """Open stores on the test's schema (each one an engine of its own); closed at teardown."""
-    opened: list[PostgresStore] = []
 
-    def opener(**options: Any) -> PostgresStore:
-        store = open_postgres_url(with_options(pg_url, **options))
-        opened.append(store)
-        return store
+    def open_one(**options: Any) -> PostgresStore:
+        return open_postgres_url(with_options(pg_url, **options))
 
-    yield opener
-    for store in reversed(opened):
-        with contextlib.suppress(yf.StoreError):
-            store.close()
+    with closing_stores(open_one) as opener:
+        yield opener
 
 
 @pytest.fixture
@@ -611,9 +602,6 @@ def test_a_create_that_loses_the_race_for_its_id_is_refused_at_commit(open_pg: O
 
 
 def test_an_engine_on_postgres_resumes_what_another_left(pg_url: str, spec: yf.Spec) -> None:
-    def inc(data: dict[str, Any]) -> dict[str, Any]:
-        return {"n": data.get("n", 0) + 1}
-
     async def main() -> tuple[str, Any]:
         async with yf.Engine(store=pg_url) as first:
             first.handlers.register("inc", inc)

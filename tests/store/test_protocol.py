@@ -14,15 +14,12 @@ from typing import Any
 
 import anyio
 import pytest
+from kit import rec
 
 import yawlflow as yf
 from yawlflow._events import CaseStarted, ItemStarted
 from yawlflow._sqlite import SqliteStore
-from yawlflow._store import CaseExistsError, CaseRecord, MemoryStore, Snapshot, Store, check_store_url, open_store
-
-
-def rec(case: str, **fields: Any) -> CaseRecord:
-    return CaseRecord(case=case, spec_id="seq", net="main", **fields)
+from yawlflow._store import CaseExistsError, MemoryStore, Snapshot, Store, check_store_url, open_store
 
 
 @pytest.fixture(params=["memory", "sqlite-thread", "sqlite-inline"])

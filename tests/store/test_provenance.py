@@ -9,18 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kit import rec
 
 import yawlflow as yf
 from yawlflow._events import CaseStarted, ItemCompleted, ItemStarted
 from yawlflow._provenance import GENESIS, ChainProblem, event_hash, snapshot_hash, verify
 from yawlflow._sqlite import SqliteStore
-from yawlflow._store import CaseRecord, MemoryStore
+from yawlflow._store import MemoryStore
 
 Raw = Callable[..., sqlite3.Connection]
-
-
-def rec(case: str) -> CaseRecord:
-    return CaseRecord(case=case, spec_id="seq", net="main")
 
 
 @pytest.fixture

@@ -16,20 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kit import AUTO_THEN_EXTERNAL, rec
 
 import yawlflow as yf
 from yawlflow import _sqlite
 from yawlflow._events import CaseStarted, ItemCompleted, ItemStarted
 from yawlflow._provenance import verify
 from yawlflow._sqlite import MIGRATIONS, Migration, SqliteStore
-from yawlflow._store import CaseRecord
 
 Raw = Callable[..., sqlite3.Connection]
 Op = Callable[[SqliteStore, "yf.Spec"], None]  # a string: touching yf.Spec publishes it (see _codec)
-
-
-def rec(case: str) -> CaseRecord:
-    return CaseRecord(case=case, spec_id="seq", net="main")
 
 
 # -- poisoned cases ---------------------------------------------------------------------------
@@ -149,7 +145,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("baseline") / "base.db"
     from yawlflow._spec import loads
 
-    spec = loads((Path(__file__).parent / "conftest.py").read_text().split('SEQ = """', 1)[1].split('"""', 1)[0])
+    spec = loads(AUTO_THEN_EXTERNAL)
     with SqliteStore(path, writer="inline") as store:
         store.create(rec("old"), spec)
         store.append("old", CaseStarted(case="old", net="main"))

@@ -5,25 +5,20 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from kit import rec
 
 import yawlflow as yf
 from yawlflow import _sqlite
 from yawlflow._events import CaseStarted, ItemCompleted
 from yawlflow._provenance import verify
 from yawlflow._sqlite import APPLICATION_ID, MIGRATIONS, Migration, SqliteStore, schema_version
-from yawlflow._store import CaseRecord
 
 Opener = Callable[..., SqliteStore]
 Raw = Callable[..., sqlite3.Connection]
 LATEST = schema_version()
 NEXT = LATEST + 1  # the hypothetical migrations below come after the current schema
-
-
-def rec(case: str, **fields: Any) -> CaseRecord:
-    return CaseRecord(case=case, spec_id="seq", net="main", **fields)
 
 
 def v1_store(path: Path, spec: yf.Spec) -> None:

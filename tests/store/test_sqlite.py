@@ -15,17 +15,13 @@ from typing import Any
 
 import anyio
 import pytest
+from kit import AUTO_THEN_EXTERNAL, rec
 
 import yawlflow as yf
 from yawlflow._events import CaseStarted, ItemCompleted, ItemStarted
 from yawlflow._sqlite import Snapshot, SqliteStore, open_sqlite_url
-from yawlflow._store import CaseRecord
 
 Opener = Callable[..., SqliteStore]
-
-
-def rec(case: str, **fields: Any) -> CaseRecord:
-    return CaseRecord(case=case, spec_id="seq", net="main", **fields)
 
 
 # -- durability -------------------------------------------------------------------------------
@@ -222,10 +218,8 @@ CHILD = textwrap.dedent("""
 def test_acknowledged_events_survive_sigkill(db_path: Path) -> None:
     from yawlflow._provenance import verify
 
-    text = (Path(__file__).parent / "conftest.py").read_text()
-    seq = text.split('SEQ = """', 1)[1].split('"""', 1)[0]
-    child = subprocess.run([sys.executable, "-c", CHILD, str(db_path), seq], capture_output=True, text=True,
-                           check=False, timeout=60)
+    child = subprocess.run([sys.executable, "-c", CHILD, str(db_path), AUTO_THEN_EXTERNAL], capture_output=True,
+                           text=True, check=False, timeout=60)
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert child.stdout.split() == ["acked", "100", "acked", "200", "acked", "300"]
     with SqliteStore(db_path) as store:  # the dead child's lock is gone
@@ -242,7 +236,7 @@ def test_each_spec_version_is_stored_once(open_store: Opener, raw: Callable[...,
     store = open_store()
     for i in range(5):
         store.create(rec(f"old{i}"), spec)
-    store.create(rec("equal"), yf.loads(SEQ_AGAIN))  # loaded again: another object, same content
+    store.create(rec("equal"), yf.loads(AUTO_THEN_EXTERNAL))  # loaded again: another object, same content
     store.create(rec("new"), other_spec)
     store.flush()
     assert raw().execute("SELECT count(*) FROM specs").fetchone()[0] == 2
@@ -458,19 +452,6 @@ def test_read_only_reads_beside_the_writer_and_refuses_writes(open_store: Opener
     assert len(reader.events("c1")) == 2
     with pytest.raises(yf.StoreError, match="no such file"):
         SqliteStore(db_path.with_name("missing.db"), readonly=True)
-
-
-SEQ_AGAIN = """
-yawlflow: 1
-id: seq
-nets:
-  main:
-    input: start
-    output: end
-    tasks:
-      a: {run: inc, flows: [b]}
-      b: {external: true, flows: [end]}
-"""
 
 
 def test_specs_decode_after_yawlflow_spec_was_published(db_path: Path) -> None:

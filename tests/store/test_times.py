@@ -9,20 +9,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kit import downgrade_to_schema_1, rec
 
 import yawlflow as yf
 from yawlflow import _sqlite
 from yawlflow._events import CaseStarted, ItemStarted
 from yawlflow._provenance import verify
 from yawlflow._sqlite import MIGRATIONS, SqliteStore
-from yawlflow._store import CaseRecord, MemoryStore, Store
+from yawlflow._store import MemoryStore, Store
 
 BASE = 1_795_776_287_123_000_000  # 2026-11-27T10:44:47.123Z
 MS = 1_000_000
-
-
-def rec(case: str) -> CaseRecord:
-    return CaseRecord(case=case, spec_id="seq", net="main")
 
 
 @pytest.fixture
@@ -36,17 +33,6 @@ def wall(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
         state["ticks"] = itertools.count(to, MS)
 
     return jump
-
-
-def downgrade_to_schema_1(path: Path) -> None:
-    """Make a store's file what release 1 wrote: no wall_ns column, schema_version 1."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("ALTER TABLE events DROP COLUMN wall_ns")
-        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-        conn.execute("DELETE FROM meta WHERE key = 'migration.2'")
-    finally:
-        conn.close()
 
 
 def columns(path: Path, table: str) -> list[str]:
