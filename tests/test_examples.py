@@ -2,7 +2,10 @@
 
 Conventions in the Markdown:
 * a fenced block right after ``<!-- file: PATH -->`` must equal that file, byte for byte;
-* every ``python`` block in the README is such a block;
+* every ``python`` block in the README is such a block; one in docs/ that is not is a fragment,
+  and must compile (top-level ``await`` allowed);
+* a marked Python program under examples/ (not a test file) is run: by a console block that
+  shows its output, else by ``test_marked_programs_run`` (exit 0, nothing on stderr);
 * a ``yaml`` block holding a whole spec (``yawlflow: 1``) must load;
 * in a ``console`` block, ``$ yawlflow ...`` and ``$ python ...`` lines are run from the
   repository root; each following line must appear in what they print (case ids aside), and
@@ -11,6 +14,7 @@ Conventions in the Markdown:
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shlex
@@ -108,6 +112,34 @@ def test_marked_blocks_equal_their_files(doc: str, marked: str, body: str) -> No
     )
 
 
+FRAGMENTS = [
+    (rel(md), i, body)
+    for md in MARKDOWN
+    for i, (marked, lang, body) in enumerate(blocks(md))
+    if lang == "python" and marked is None
+]
+
+
+@pytest.mark.parametrize(("doc", "index", "body"), FRAGMENTS, ids=[f"{d}#{i}" for d, i, _ in FRAGMENTS])
+def test_python_fragments_compile(doc: str, index: int, body: str) -> None:
+    try:
+        compile(body, f"{doc}#{index}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    except SyntaxError as exc:
+        pytest.fail(f"{doc}: python block #{index} does not compile: {exc}")
+
+
+def _is_program(marked: str) -> bool:
+    path = Path(marked)
+    return path.suffix == ".py" and path.parts[0] == "examples" and not path.name.startswith(("test_", "conftest"))
+
+
+PROGRAMS = sorted({marked for _, marked, _ in MARKED if _is_program(marked)})
+
+
+def test_docs_show_example_programs() -> None:
+    assert {"examples/embed.py", "examples/embed_asyncio.py", "examples/embed_trio.py"} <= set(PROGRAMS)
+
+
 SPEC_BLOCKS = [
     (rel(md), i, body)
     for md in MARKDOWN
@@ -164,3 +196,20 @@ def test_console_examples(doc: str, command: str, code: int, lines: list[str]) -
     printed = _CASE_ID.sub("case-ID", done.stdout + done.stderr).splitlines()
     for line in lines:
         assert _CASE_ID.sub("case-ID", line) in printed, f"{doc}: `{command}` did not print {line!r}"
+
+
+_SHOWN = {shlex.split(command)[1] for _, command, _, _ in CONSOLE if command.startswith("python ")}
+
+
+def test_marked_programs_run() -> None:
+    """A marked program no console block runs is run here (today every one is shown with its output)."""
+    for program in (p for p in PROGRAMS if p not in _SHOWN):
+        done = run([sys.executable, program])
+        assert done.returncode == 0, f"{program} exited {done.returncode}: {done.stderr}"
+        assert done.stderr == "", f"{program} wrote to stderr: {done.stderr}"
+
+
+def test_shown_programs_are_marked() -> None:
+    """A program a console block runs is shown in the docs too (so what it prints matches what it is)."""
+    shown = {p for p in _SHOWN if p.startswith("examples/")}
+    assert shown <= set(PROGRAMS) | {"examples/embed.py"}, shown - set(PROGRAMS)
