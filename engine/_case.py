@@ -135,6 +135,9 @@ def _check_key(key: object) -> str | None:
     return key
 
 
+_MAX_NESTING = 50
+"""How deep sub-cases may nest (a composite task whose net starts itself again, WCP-22 recursion)."""
+
 _HOOKS_OF: dict[str, tuple[str, ...]] = {
     "case.started": ("after_case_start",), "case.completed": ("after_case_complete", "cleanup"),
     "case.failed": ("on_case_error", "cleanup"), "case.cancelled": ("on_case_cancel", "cleanup"),
@@ -815,6 +818,15 @@ class Case:
             if self._timers.pop((effect.item, effect.purpose), None) is not None:
                 self._poke_timers()
         elif isinstance(effect, StartSubcase):
+            depth, up = 0, self._parent
+            while up is not None:
+                depth, up = depth + 1, up._parent
+            if depth >= _MAX_NESTING:  # a net that starts itself without end: fail the item, not the stack
+                self._inbox.append(ItemFailed(
+                    item=effect.item, error_type="RecursionError", retryable=False, at_ns=self._now(),
+                    error=f"sub-case {effect.case!r} would be nested {depth + 1} deep (at most {_MAX_NESTING}): net "
+                          f"{effect.net!r} starts sub-cases without end; give its recursion a way out"))
+                return
             child = Case(self._engine, self._spec, effect.net, effect.case, parent=self,
                          parent_item=effect.item, tenant=self.tenant)
             self._children[effect.item] = child

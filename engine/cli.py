@@ -132,9 +132,13 @@ def _build_parser() -> argparse.ArgumentParser:
         ),
         epilog="exit codes: 0 written, 2 bad input (a bad spec, a missing file, an unwritable output)",
     )
-    compile_.add_argument("spec", metavar="SPEC", help="the spec file (.yaml, .yml, .json or .ywc)")
+    compile_.add_argument("spec", metavar="SPEC", help="the spec file (.yaml, .yml, .json, .ywc or .yawl)")
     compile_.add_argument(
-        "-o", "--output", metavar="OUT.ywc", help="the file to write (default: SPEC with the suffix .ywc)"
+        "-o", "--output", metavar="OUT", help="the file to write (default: SPEC with the suffix .ywc or .yawl)"
+    )
+    compile_.add_argument(
+        "--to", choices=("ywc", "yawl"), default="ywc",
+        help="ywc: the compiled, memory-mapped form (default); yawl: a YAWL 4.0 specification",
     )
 
     show = commands.add_parser(
@@ -142,11 +146,16 @@ def _build_parser() -> argparse.ArgumentParser:
         help="draw a spec (mermaid, dot, or svg through Graphviz)",
         description="Draw SPEC in YAWL notation: Mermaid flowchart, Graphviz DOT, or SVG (needs `dot`).",
     )
-    show.add_argument("spec", metavar="SPEC", help="the spec file")
+    show.add_argument("spec", metavar="SPEC", nargs="?",
+                      help="the spec file (with --case: optional, the case's stored spec is drawn)")
     show.add_argument(
         "--format", choices=FORMATS, default="mermaid", help="the output format (default: mermaid)"
     )
     show.add_argument("--net", metavar="NAME", help="draw only this net (default: every net)")
+    show.add_argument("--case", metavar="ID",
+                      help="overlay this case of --store: its tokens, live items, completed tasks, path taken "
+                           "(dot and svg only)")
+    show.add_argument("--store", metavar="URL", help="the durable store holding --case (read-only)")
 
     patterns = commands.add_parser(
         "patterns",
@@ -643,6 +652,28 @@ def _validate(args: argparse.Namespace) -> int:
 # -- compile -----------------------------------------------------------------------------------
 
 
+def _compile_yawl(spec: Spec, source: str, output: str | None) -> int:
+    """``yawlflow compile SPEC --to yawl [-o OUT.yawl]``: write SPEC as a YAWL 4.0 specification."""
+    from pathlib import Path
+
+    from ._errors import SpecError
+    from ._yawl import write_yawl
+
+    out = output if output is not None else str(Path(source).with_suffix(".yawl"))
+    if os.path.isdir(out):
+        raise _BadInput(f"{out}: -o: is a directory (name the file to write, e.g. {out}/{spec.id}.yawl)")
+    if os.path.exists(out) and os.path.samefile(out, source):
+        raise _BadInput(f"{out}: would overwrite SPEC itself; name another file with -o")
+    try:
+        size = write_yawl(spec, out)
+    except SpecError as exc:
+        raise _problems(exc.problems) from None
+    except OSError as exc:
+        raise _BadInput(f"{out}: cannot write the YAWL specification: {exc.strerror or exc}") from None
+    print(f"wrote {out}: {size:,} bytes (spec {spec.id!r} as a YAWL 4.0 specification)")
+    return EXIT_COMPLETED
+
+
 def _compile(args: argparse.Namespace) -> int:
     """``yawlflow compile SPEC [-o OUT.ywc]``: validate, compile and write one .ywc file."""
     from pathlib import Path
@@ -651,6 +682,8 @@ def _compile(args: argparse.Namespace) -> int:
     from ._ywc import FORMAT_VERSION, write_ywc
 
     spec = _load_spec(args.spec)
+    if args.to == "yawl":
+        return _compile_yawl(spec, args.spec, args.output)
     out = args.output if args.output is not None else str(Path(args.spec).with_suffix(".ywc"))
     if os.path.isdir(out):
         raise _BadInput(f"{out}: -o: is a directory (name the file to write, e.g. {out}/{spec.id}.ywc)")
@@ -673,17 +706,32 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    """``yawlflow show [SPEC]``: draw a spec in YAWL notation, optionally with a case over it."""
     import shutil
     import subprocess
 
     from ._show import to_dot, to_mermaid
 
-    spec = _load_spec(args.spec)
+    overlay = None
+    if args.case is not None or args.store is not None:
+        if args.case is None or args.store is None:
+            raise _BadInput("yawlflow show: --case and --store go together (e.g. yawlflow show --format svg "
+                            "--case ID --store sqlite:///cases.db)")
+        if args.format == "mermaid":
+            raise _BadInput("yawlflow show: --case draws over a net with --format dot or --format svg, not mermaid")
+        spec, net, overlay = _show_case(args)
+        if args.net is not None and args.net != net:
+            raise _BadInput(f"yawlflow show: --net {args.net}: case {args.case!r} runs in net {net!r}")
+    elif args.spec is None:
+        raise _BadInput("yawlflow show: name a SPEC file, or a stored case with --case ID --store URL",
+                        "(see: yawlflow show --help)")
+    else:
+        spec, net = _load_spec(args.spec), args.net
     try:
         if args.format == "mermaid":
-            _write_bytes(to_mermaid(spec, args.net).encode())
+            _write_bytes(to_mermaid(spec, net).encode())
             return EXIT_COMPLETED
-        dot_text = to_dot(spec, args.net)
+        dot_text = to_dot(spec, net, overlay=overlay)
     except ValueError as exc:
         raise _BadInput(f"yawlflow show: --net: {exc}") from None
     if args.format == "dot":
@@ -692,16 +740,57 @@ def _show(args: argparse.Namespace) -> int:
     dot = shutil.which("dot")
     if dot is None:
         raise _BadInput(
-            "yawlflow show: --format svg needs Graphviz's `dot` program, which is not on PATH: install "
-            "Graphviz (e.g. apt install graphviz), or use --format dot and render it elsewhere, or "
-            "--format mermaid"
+            "yawlflow show --format svg needs Graphviz's dot: install graphviz (apt install graphviz / "
+            "brew install graphviz), or use --format dot"
         )
-    done = subprocess.run([dot, "-Tsvg"], input=dot_text.encode(), capture_output=True, check=False)  # noqa: S603
+    try:
+        done = subprocess.run([dot, "-Tsvg"], input=dot_text.encode(), capture_output=True, check=False,  # noqa: S603
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        print(f"yawlflow show: {dot} -Tsvg took longer than 60s; render the DOT yourself (--format dot)",
+              file=sys.stderr)
+        return EXIT_FAILED
     if done.returncode != 0:
         print(f"yawlflow show: dot failed: {done.stderr.decode(errors='replace').strip()}", file=sys.stderr)
         return EXIT_FAILED
     _write_bytes(done.stdout)
     return EXIT_COMPLETED
+
+
+def _show_case(args: argparse.Namespace) -> tuple[Any, str, Any]:
+    """The stored spec, net and overlay of ``args.case`` (read-only), or a located ``_BadInput``."""
+    from ._compiled import compile_spec
+    from ._errors import StoreError, YawlflowError
+    from ._runner import NetRunner
+    from ._show import overlay_of
+    from ._spec._model import Spec
+
+    with _open_readonly(args.store) as store:
+        try:
+            record = store.record(args.case)
+        except StoreError:
+            raise _BadInput(f"yawlflow show: no case {args.case!r} in {args.store} (list them with: "
+                            f"yawlflow cases list --store {args.store})") from None
+        try:
+            spec = store.spec_of(args.case)
+            if not isinstance(spec, Spec):
+                raise StoreError(f"case {args.case!r}: its stored spec is not a yawlflow spec")
+            runner = NetRunner(compile_spec(spec).net(record.net))
+            # fold the whole log (not from a snapshot): the trace says which tasks completed
+            trace: list[dict[str, Any]] = []
+            state = runner.initial_state(_blank_start(record.net)).fresh(record.case)
+            for seq, event in enumerate(store.events(args.case)):
+                try:
+                    trace.extend(runner.handle(state, event).trace)
+                except (YawlflowError, KeyError, IndexError, ValueError) as exc:
+                    raise StoreError(f"record {seq} does not apply to the case's state ({exc})") from None
+        except (YawlflowError, KeyError) as exc:
+            raise _BadInput(f"yawlflow show: case {args.case!r}: {exc} (check it with: yawlflow verify --store "
+                            f"{args.store} {args.case})") from None
+    if args.spec is not None and _load_spec(args.spec).id != spec.id:
+        raise _BadInput(f"yawlflow show: {args.spec}: case {args.case!r} runs spec {spec.id!r}, not this one; "
+                        "leave SPEC out to draw the stored spec")
+    return spec, record.net, overlay_of(runner.net.place_names, state, trace)
 
 
 # -- patterns ----------------------------------------------------------------------------------

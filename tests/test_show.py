@@ -101,7 +101,7 @@ _MERMAID_LINE = re.compile(
             rf"{_ID}\(\({_LABEL}\)\)",  # condition: circle
             rf"{_ID}\[{_LABEL}\]",  # task: box
             rf"{_ID}\[\[{_LABEL}\]\]",  # composite task: subroutine box
-            rf"class {_ID} (condition|inputCondition|outputCondition|task|externalTask|compositeTask)",
+            rf"class {_ID} (condition|inputCondition|outputCondition|task|externalTask|compositeTask|miTask)",
             rf"{_ID} (-->|-\.->|-\.-)(\|{_LABEL}\|)? {_ID}",
             rf"subgraph {_ID}\[{_LABEL}\]",
             r"direction LR",
@@ -180,6 +180,7 @@ def test_composite_tasks_and_several_nets() -> None:
     assert "class n0_t_handle compositeTask" in lines
     assert 'n0_t_prepare["prepare<br/>split: threads 2<br/>run: prepare"]' in lines
     assert 'n1_t_step["step<br/>instances: 3 (static, join: all)"]' in lines
+    assert "class n1_t_step miTask" in lines
     assert 'n1_t_again["again<br/>trigger: go (persistent)<br/>loop until: done"]' in lines
     assert lines.count("end") == 2
 
@@ -212,25 +213,164 @@ def test_dot_is_deterministic_and_balanced() -> None:
         assert text == to_dot(spec)
         assert text.startswith(f'digraph "{spec.id}" {{\n')
         assert text.count("{") == text.count("}")
-    dot = to_dot(CANCEL)
-    assert 't_watch -> t_work [style=dashed, label="cancels"];' in dot
-    assert 'c_start [shape=doublecircle, label="▶ start"];' in dot
-    assert 'c_pending [shape=circle, label="pending"];' in dot
+        assert "  rankdir=LR;" in text
     assert "subgraph cluster_n1 {" in to_dot(NESTED)
-    assert 'n0_t_handle [shape=box, label="handle\\njoin: threads 2\\nnet: sub", peripheries=2];' in to_dot(
-        NESTED
-    )
     assert '[label="who == \\"x|y\\" || n < 3 && m > 2"]' in to_dot(ODD)
 
 
-def test_dot_renders_with_graphviz_when_installed() -> None:
+def dot_node(text: str, node: str) -> str:
+    """The attribute list of ``node``'s statement in ``text``."""
+    found = [line.strip() for line in text.splitlines() if line.strip().startswith(f"{node} [")]
+    assert len(found) == 1, (node, found)
+    return found[0]
+
+
+def test_dot_conditions_are_circles_with_yawl_symbols() -> None:
+    dot = to_dot(CANCEL)
+    start = dot_node(dot, "c_start")
+    assert "shape=circle" in start and 'xlabel="start"' in start and "▶" in start
+    end = dot_node(dot, "c_end")
+    assert "shape=circle" in end and "■" in end
+    assert "shape=circle" in dot_node(dot, "c_pending") and 'xlabel="pending"' in dot_node(dot, "c_pending")
+    # implicit conditions are not nodes: the arrow goes from task to task
+    assert "t_split -> t_watch;" in dot
+    assert "c{" not in dot
+
+
+@pytest.mark.parametrize(
+    ("yaml_join", "yaml_split", "join_glyph", "split_glyph"),
+    [
+        ("and", "and", "▷", "◁"),
+        ("xor", "xor", "◁", "▷"),
+        ("or", "or", "◇", "◇"),
+        ("{threads: 2}", "{threads: 2}", "\u00d72", "\u00d72"),
+        ("{partial: 1}", "xor", "1/2", "▷"),
+    ],
+)
+def test_dot_decorates_joins_and_splits(yaml_join: str, yaml_split: str, join_glyph: str, split_glyph: str) -> None:
+    spec = yf.loads(
+        f"""
+yawlflow: 1
+id: deco
+nets:
+  main:
+    input: start
+    output: end
+    tasks:
+      a: {{flows: [b, c]}}
+      b: {{flows: [t]}}
+      c: {{flows: [t]}}
+      t: {{join: {yaml_join}, split: {yaml_split}, flows: [d, e]}}
+      d: {{flows: [end]}}
+      e: {{flows: [end]}}
+""",
+        source="deco.yaml",
+    )
+    node = dot_node(to_dot(spec), "t_t")
+    join, split = node.index('TOOLTIP="join:'), node.index('TOOLTIP="split:')
+    assert join < node.index("<B>t</B>") < split  # join cell on the left, split cell on the right
+    assert f">{join_glyph}</FONT>" in node[join:split]
+    assert f">{split_glyph}</FONT>" in node[split:]
+    # a task with one input and one output gets no decoration
+    assert "TOOLTIP" not in dot_node(to_dot(spec), "t_b")
+
+
+def test_dot_cancellation_mi_composite_and_notes() -> None:
+    dot = to_dot(CANCEL)
+    cancels = [line for line in dot.splitlines() if 'label="cancels"' in line]
+    assert sorted(line.split(" [")[0].strip() for line in cancels) == ["t_watch -> c_pending", "t_watch -> t_work"]
+    assert all("style=dashed" in line and "constraint=false" in line for line in cancels)
+    assert "cancels: case" in dot_node(dot, "t_abort")
+    nested = to_dot(NESTED)
+    assert "peripheries=2" in dot_node(nested, "n0_t_handle")  # composite: double border
+    assert "shape=box3d" in dot_node(nested, "n1_t_step")  # multiple instances: stacked
+    assert "instances: 3" in dot_node(nested, "n1_t_step")
+    assert "trigger: go (persistent)" in dot_node(nested, "n1_t_again")
+    assert "arrowtail=odiamond" in next(line for line in to_dot(ODD).splitlines() if 'label="default"' in line)
+
+
+def test_dot_renders_to_svg_with_graphviz() -> None:
     dot = shutil.which("dot")
-    text = to_dot(NESTED)
     if dot is None:
-        # Without Graphviz, check the statements' shape instead.
-        body = [line.strip() for line in text.splitlines()[1:-1]]
-        assert all(line.endswith((";", "{", "}")) for line in body), body
-        return
-    done = subprocess.run([dot, "-Tsvg"], input=text.encode(), capture_output=True, check=False)
-    assert done.returncode == 0, done.stderr.decode()
-    assert b"<svg" in done.stdout
+        pytest.skip("Graphviz's dot is not installed (apt install graphviz)")
+    from defusedxml import ElementTree
+
+    for spec in (ORDERS, CANCEL, NESTED, ODD):
+        done = subprocess.run([dot, "-Tsvg"], input=to_dot(spec).encode(), capture_output=True, check=False)
+        assert done.returncode == 0, done.stderr.decode()
+        root = ElementTree.fromstring(done.stdout)
+        assert root.tag.endswith("svg")
+        text = " ".join(t for t in root.itertext())
+        for net in spec.nets:
+            for task in net.tasks:
+                assert task.name in text
+
+
+def test_cli_show_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from kit import cli
+
+    from yawlflow.cli import EXIT_BAD_INPUT, EXIT_COMPLETED
+
+    path = str(ROOT / "examples" / "orders.yaml")
+    code, out, _ = cli(capsys, "show", path, "--format", "dot")
+    assert code == EXIT_COMPLETED and out == to_dot(ORDERS)
+    if shutil.which("dot") is not None:
+        code, out, _ = cli(capsys, "show", path, "--format", "svg")
+        assert code == EXIT_COMPLETED and "<svg" in out
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    code, out, err = cli(capsys, "show", path, "--format", "svg")
+    assert code == EXIT_BAD_INPUT and out == ""
+    assert "yawlflow show --format svg needs Graphviz's dot: install graphviz (apt install graphviz" in err
+    code, _, err = cli(capsys, "show")
+    assert code == EXIT_BAD_INPUT and "name a SPEC file" in err
+
+
+OVERLAY = """
+yawlflow: 1
+id: overlay
+nets:
+  main:
+    input: start
+    output: end
+    tasks:
+      a: {external: true, flows: [b, c]}
+      b: {external: true, flows: [d]}
+      c: {external: true, flows: [d]}
+      d: {join: and, flows: [end]}
+"""
+
+
+@pytest.mark.anyio
+async def test_cli_show_overlays_a_stored_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kit import cli
+
+    from yawlflow.cli import EXIT_BAD_INPUT, EXIT_COMPLETED
+
+    store = f"sqlite:///{tmp_path / 'cases.db'}"
+    async with yf.Engine(store=store) as engine:
+        case = await engine.start(yf.loads(OVERLAY, source="overlay.yaml"))
+        (a,) = case.work_items("offered")
+        await case.complete(a.id)
+        b = next(item for item in case.work_items("offered") if item.task == "b")
+        await case.start_item(b.id)
+    code, dot, err = cli(capsys, "show", "--case", case.id, "--store", store, "--format", "dot")
+    assert code == EXIT_COMPLETED, err
+    assert f"case {case.id} (running)" in dot
+    assert "completed \u00d71" in dot_node(dot, "t_a") and 'fillcolor="#d9d9d9"' in dot_node(dot, "t_a")
+    assert "started \u00d71" in dot_node(dot, "t_b") and 'fillcolor="#a5d6a7"' in dot_node(dot, "t_b")
+    assert "offered \u00d71" in dot_node(dot, "t_c") and 'fillcolor="#ffe082"' in dot_node(dot, "t_c")
+    assert "completed" not in dot_node(dot, "t_d")
+    # the token waiting for c sits on the arrow a -> c (its implicit condition); the path is blue
+    a_c = next(line for line in dot.splitlines() if line.strip().startswith("t_a -> t_c"))
+    assert 'label="●"' in a_c and 'color="#1565c0"' in a_c
+    assert 'color="#1565c0"' in next(line for line in dot.splitlines() if line.strip().startswith("c_start ->"))
+    assert 'color="#1565c0"' not in next(line for line in dot.splitlines() if line.strip().startswith("t_d ->"))
+    # errors are located, never tracebacks
+    code, _, err = cli(capsys, "show", "--case", "nope", "--store", store, "--format", "dot")
+    assert code == EXIT_BAD_INPUT and "no case 'nope'" in err
+    code, _, err = cli(capsys, "show", "--case", case.id, "--store", "memory://", "--format", "dot")
+    assert code == EXIT_BAD_INPUT and "in-memory store" in err
+    code, _, err = cli(capsys, "show", "--case", case.id, "--format", "dot")
+    assert code == EXIT_BAD_INPUT and "--case and --store go together" in err
+    code, _, err = cli(capsys, "show", "--case", case.id, "--store", store)
+    assert code == EXIT_BAD_INPUT and "not mermaid" in err

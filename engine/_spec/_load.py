@@ -53,8 +53,9 @@ SpecReader = Callable[[FilePath, str], Spec]
 def load(path: str | os.PathLike[str]) -> Spec:
     """Load, validate and normalise the spec file at ``path``.
 
-    The reader is chosen by the file's suffix: ``.yaml`` / ``.yml``, ``.json``, or ``.ywc`` (a
-    compiled spec, written by ``yawlflow compile``; see :mod:`yawlflow._ywc`).
+    The reader is chosen by the file's suffix: ``.yaml`` / ``.yml``, ``.json``, ``.ywc`` (a
+    compiled spec, written by ``yawlflow compile``; see :mod:`yawlflow._ywc`), or ``.yawl`` /
+    ``.xml`` (a YAWL specification, imported; see :mod:`yawlflow._yawl`).
 
     Args:
         path: the spec file. Messages name it as given.
@@ -204,11 +205,19 @@ def _load_ywc(file: FilePath, source: str) -> Spec:
     return _read_file(file, source)
 
 
+def _load_yawl(file: FilePath, source: str) -> Spec:
+    from .._yawl import load_yawl  # the XML reader loads only when a YAWL file is read
+
+    return load_yawl(file, source)
+
+
 _LOADERS: dict[str, SpecReader] = {
     ".json": _load_json,
     ".yaml": _load_yaml,
     ".yml": _load_yaml,
     ".ywc": _load_ywc,
+    ".yawl": _load_yawl,
+    ".xml": _load_yawl,  # YAWL Beta editors saved specifications as .xml
 }
 """Spec readers by lower-case file suffix: the extension point for ``.yawl`` and ``.ywc``."""
 

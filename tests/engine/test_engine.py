@@ -502,3 +502,22 @@ async def test_completing_in_time_disarms_the_timeout() -> None:
         result = await case.result()
         await clock.advance(7200)
     assert result.status == "completed"
+
+
+async def test_a_net_that_starts_itself_without_end_fails_with_a_clear_error() -> None:
+    spec = yf.loads("""
+yawlflow: 1
+id: endless
+root: main
+nets:
+  main:
+    input: start
+    output: end
+    tasks:
+      again: {net: main, flows: [end]}
+""")
+    async with yf.Engine() as engine:
+        result = await (await engine.start(spec)).result()
+    assert result.status == "failed"
+    assert "would be nested 51 deep (at most 50)" in (result.error or "")
+    assert "give its recursion a way out" in (result.error or "")

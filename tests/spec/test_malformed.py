@@ -685,12 +685,13 @@ def test_directory(tmp_path: Path) -> None:
         load(path)
 
 
-@pytest.mark.parametrize("name", ["spec.txt", "spec.yawl", "spec"])  # .ywc: tests/spec/test_ywc.py
+@pytest.mark.parametrize("name", ["spec.txt", "spec"])  # .ywc: tests/spec/test_ywc.py; .yawl, .xml: tests/yawl
 def test_unsupported_extension(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_text("yawlflow: 1\n")
     with pytest.raises(
-        SpecError, match=r"unsupported spec file extension .* \(use one of: \.json, \.yaml, \.yml, \.ywc\)"
+        SpecError,
+        match=r"unsupported spec file extension .* \(use one of: \.json, \.xml, \.yaml, \.yawl, \.yml, \.ywc\)",
     ):
         load(path)
 
