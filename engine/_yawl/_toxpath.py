@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import MutableMapping
 
-from ._xpath import ATOM, CEL_RESERVED, LEVEL, Ast, Untranslatable
+from ._xpath import ATOM, CEL_RESERVED, LEVEL, Ast, TokenParser, Untranslatable
 
 __all__ = ("cel_to_predicate", "cel_to_query")
 
@@ -34,59 +34,14 @@ _CEL_TOKEN = re.compile(
 )
 
 
-def _cel_tokens(text: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    text = text.strip()
-    while pos < len(text):
-        match = _CEL_TOKEN.match(text, pos)
-        if match is None or match.end() == pos:
-            raise Untranslatable(f"cannot translate CEL at {text[pos : pos + 20]!r}")
-        kind = match.lastgroup or ""
-        tokens.append((kind, match.group(kind)))
-        pos = match.end()
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-    return tokens
-
-
-class _CelParser:
-    def __init__(self, text: str) -> None:
-        self.tokens = _cel_tokens(text)
-        self.pos = 0
-
-    def peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self) -> tuple[str, str]:
-        token = self.peek()
-        if token is None:
-            raise Untranslatable("the CEL expression ends too early")
-        self.pos += 1
-        return token
-
-    def expect(self, value: str) -> None:
-        if self.take()[1] != value:
-            raise Untranslatable(f"expected {value!r} in the CEL expression")
+class _CelParser(TokenParser):
+    TOKENS = _CEL_TOKEN
+    WHAT = "the CEL expression"
 
     def parse(self) -> Ast:
         node = self.or_()
         if self.peek() is not None:
             raise Untranslatable(f"the CEL construct at {self.peek()[1]!r} has no XPath form here")  # type: ignore[index]
-        return node
-
-    def or_(self) -> Ast:
-        node = self.and_()
-        while self.peek() == ("op", "||"):
-            self.take()
-            node = ("or", node, self.and_())
-        return node
-
-    def and_(self) -> Ast:
-        node = self.compare()
-        while self.peek() == ("op", "&&"):
-            self.take()
-            node = ("and", node, self.compare())
         return node
 
     def compare(self) -> Ast:
@@ -96,13 +51,6 @@ class _CelParser:
             self.take()
             return ("cmp", token[1], left, self.additive())
         return left
-
-    def additive(self) -> Ast:
-        node = self.multiplicative()
-        while self.peek() in (("op", "+"), ("op", "-")):
-            op = self.take()[1]
-            node = ("arith", op, node, self.multiplicative())
-        return node
 
     def multiplicative(self) -> Ast:
         node = self.unary()

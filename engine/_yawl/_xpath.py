@@ -25,6 +25,7 @@ place and the side-file key that supplies the CEL by hand.
 
 from __future__ import annotations
 
+import abc
 import json
 import re
 from collections.abc import Mapping
@@ -144,14 +145,19 @@ _XP_TOKEN = re.compile(
 )
 
 
-def _xp_tokens(text: str) -> list[tuple[str, str]]:
+def tokenize(pattern: re.Pattern[str], text: str, what: str) -> list[tuple[str, str]]:
+    """``text`` as (kind, value) tokens of ``pattern``'s named groups (whitespace between them skipped).
+
+    Raises:
+        Untranslatable: a part of ``text`` is no token of ``pattern`` (``what`` names the language).
+    """
     tokens: list[tuple[str, str]] = []
     pos = 0
     text = text.strip()
     while pos < len(text):
-        match = _XP_TOKEN.match(text, pos)
+        match = pattern.match(text, pos)
         if match is None or match.end() == pos:
-            raise Untranslatable(f"cannot read {text[pos : pos + 20]!r}")
+            raise Untranslatable(f"cannot read {what} at {text[pos : pos + 20]!r}")
         kind = match.lastgroup or ""
         tokens.append((kind, match.group(kind)))
         pos = match.end()
@@ -160,16 +166,17 @@ def _xp_tokens(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
-_FUNCTIONS = {
-    "true", "false", "not", "boolean", "number", "string", "count", "exists", "empty",
-    "starts-with", "ends-with", "contains", "string-length",
-}  # fmt: skip
-_COMPARE = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+class TokenParser(abc.ABC):
+    """The shared part of the XPath and CEL parsers: tokens, and the binary levels both grammars
+    share (or, and, additive); a subclass names its tokens and operators and writes the rest."""
 
+    TOKENS: re.Pattern[str]
+    WHAT = "the expression"
+    OR: tuple[str, str] = ("op", "||")
+    AND: tuple[str, str] = ("op", "&&")
 
-class _XPathParser:
     def __init__(self, text: str) -> None:
-        self.tokens = _xp_tokens(text)
+        self.tokens = tokenize(self.TOKENS, text, self.WHAT)
         self.pos = 0
 
     def peek(self, offset: int = 0) -> tuple[str, str] | None:
@@ -179,34 +186,62 @@ class _XPathParser:
     def take(self) -> tuple[str, str]:
         token = self.peek()
         if token is None:
-            raise Untranslatable("the expression ends too early")
+            raise Untranslatable(f"{self.WHAT} ends too early")
         self.pos += 1
         return token
 
     def expect(self, value: str) -> None:
         token = self.take()
         if token[1] != value:
-            raise Untranslatable(f"expected {value!r}, found {token[1]!r}")
-
-    def parse(self) -> Ast:
-        node = self.or_()
-        if self.peek() is not None:
-            token = self.peek()
-            raise Untranslatable(f"unsupported XPath at {token[1] if token else ''!r}")
-        return node
+            raise Untranslatable(f"expected {value!r} in {self.WHAT}, found {token[1]!r}")
 
     def or_(self) -> Ast:
         node = self.and_()
-        while self.peek() == ("name", "or"):
+        while self.peek() == self.OR:
             self.take()
             node = ("or", node, self.and_())
         return node
 
     def and_(self) -> Ast:
         node = self.compare()
-        while self.peek() == ("name", "and"):
+        while self.peek() == self.AND:
             self.take()
             node = ("and", node, self.compare())
+        return node
+
+    @abc.abstractmethod
+    def compare(self) -> Ast:
+        """One comparison (each grammar has its own operators)."""
+
+    @abc.abstractmethod
+    def multiplicative(self) -> Ast:
+        """A product (each grammar has its own operators)."""
+
+    def additive(self) -> Ast:
+        node = self.multiplicative()
+        while self.peek() in (("op", "+"), ("op", "-")):
+            op = self.take()[1]
+            node = ("arith", op, node, self.multiplicative())
+        return node
+
+
+_FUNCTIONS = {
+    "true", "false", "not", "boolean", "number", "string", "count", "exists", "empty",
+    "starts-with", "ends-with", "contains", "string-length",
+}  # fmt: skip
+_COMPARE = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+class _XPathParser(TokenParser):
+    TOKENS = _XP_TOKEN
+    OR = ("name", "or")
+    AND = ("name", "and")
+
+    def parse(self) -> Ast:
+        node = self.or_()
+        if self.peek() is not None:
+            token = self.peek()
+            raise Untranslatable(f"unsupported XPath at {token[1] if token else ''!r}")
         return node
 
     def compare(self) -> Ast:
@@ -218,13 +253,6 @@ class _XPathParser:
         if token is not None and token[1] in ("|", "eq", "ne", "lt", "gt", "le", "ge", "to", "idiv"):
             raise Untranslatable(f"the operator {token[1]!r} is not translated")
         return left
-
-    def additive(self) -> Ast:
-        node = self.multiplicative()
-        while self.peek() in (("op", "+"), ("op", "-")):
-            op = self.take()[1]
-            node = ("arith", op, node, self.multiplicative())
-        return node
 
     def multiplicative(self) -> Ast:
         node = self.operand()
