@@ -246,6 +246,11 @@ class Case:
 
     # -- public API ------------------------------------------------------------------------------
     @property
+    def spec_id(self) -> str:
+        """The id of the spec the case runs."""
+        return self._spec.id
+
+    @property
     def status(self) -> str:
         """running, suspended, completed, failed or cancelled."""
         state = self._state

@@ -311,6 +311,20 @@ def _build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--json", action="store_true", help="print one JSON object: ok, cases, events, difference"
     )
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the HTTP API (yawlflow.web) on uvicorn; needs the `web` extra",
+        description="Run an engine on --store and serve its HTTP API under /api/v1 (docs/serve.md).",
+    )
+    serve.add_argument("--store", metavar="URL", default="memory://", help="the case store (default: memory://)")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="the port (default: 8000)")
+    serve.add_argument(
+        "--config", metavar="FILE", help=f"the engine configuration (default: ${CONFIG_ENV}, ./{CONFIG_FILE})"
+    )
+    serve.add_argument("--keys", metavar="FILE", default="keys.yaml", help="the API keys file (default: keys.yaml)")
+    serve.add_argument("--spec", metavar="SPEC", action="append", default=[], help="a spec every tenant may start")
     return parser
 
 
@@ -351,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cases": _cases,
             "export": _export,
             "replay": _replay,
+            "serve": _serve,
         }[args.command]
         return command(args)
     except _BadInput as exc:
@@ -877,6 +892,34 @@ def _pattern_run(args: argparse.Namespace) -> int:
 
 
 # -- durable stores: verify, cases ------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """``serve``: uvicorn runs the app, which owns the engine (SIGTERM: ``engine.stop()``, then drain)."""
+    import importlib.util
+
+    from ._errors import ConfigError
+
+    if importlib.util.find_spec("starlette") is None or importlib.util.find_spec("uvicorn") is None:
+        raise _BadInput("serve: starlette and uvicorn are not installed: pip install 'yawlflow[web]'")
+    import uvicorn
+
+    from ._engine import Engine
+    from .web import app
+
+    config_path = _config_path(args.config)
+    config = _load_config(config_path) if config_path is not None else {}
+    specs = [_load_spec(path) for path in args.spec]
+    _check_store_path(args.store, must_exist=False)
+    if not os.path.isfile(args.keys):
+        raise _BadInput(f"{args.keys}: --keys: no such file (docs/serve.md shows its shape)")
+    try:
+        web = app(Engine(store=args.store, config=config), keys=args.keys, specs=specs, own_engine=True)
+    except ConfigError as exc:
+        raise _BadInput(str(exc)) from None
+    with _handler_path(config_path, config):
+        uvicorn.run(web, host=args.host, port=args.port, lifespan="on")
+    return EXIT_COMPLETED
 
 
 def _check_store_path(url: str, *, must_exist: bool) -> None:

@@ -1,0 +1,574 @@
+"""The HTTP API: a Starlette app over an :class:`~yawlflow.Engine`, under ``/api/v1``.
+
+Every route is declared once in :data:`ROUTES` (method, path, role, handler, request body and
+responses); the Starlette routes and the OpenAPI 3.1 document are both made from that table, so
+the document describes every route. No endpoint evaluates code: specs are data, and case data is
+JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .._errors import ConfigError, InvalidEventError, SpecError, StoreError, YawlflowError
+from ._auth import ApiKey, Keys, TokenBucket, load_keys
+
+if TYPE_CHECKING:
+    from .._case import Case, WorkItem
+    from .._engine import Engine
+    from .._spec._model import Spec
+
+__all__ = ("ROUTES", "ApiRoute", "HttpProblem", "app", "openapi")
+
+PREFIX = "/api/v1"
+PROBLEM = "application/problem+json"
+MAX_BODY = 4 * 1024 * 1024
+ITEM_STATES = ("enabled", "offered", "started", "completed", "cancelled", "failed")
+CASE_STATUSES = ("running", "suspended", "completed", "failed", "cancelled")
+
+
+class HttpProblem(Exception):
+    """An RFC 9457 problem to answer with.
+
+    Args:
+        status: the HTTP status.
+        title: a short summary of the kind of problem.
+        detail: what went wrong here, and what to do.
+        problems: for a bad spec, each located problem.
+        headers: extra response headers.
+    """
+
+    def __init__(self, status: int, title: str, detail: str, *, problems: list[dict[str, Any]] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+        self.problems = problems
+        self.headers = dict(headers or {})
+
+    def response(self) -> Response:
+        """The ``application/problem+json`` response."""
+        body: dict[str, Any] = {
+            "type": f"https://yawlflow.dev/problems/{self.title.lower().replace(' ', '-')}",
+            "title": self.title, "status": self.status, "detail": self.detail,
+        }
+        if self.problems is not None:
+            body["problems"] = self.problems
+        return Response(orjson.dumps(body), status_code=self.status, media_type=PROBLEM, headers=self.headers)
+
+
+def _from_error(exc: YawlflowError) -> HttpProblem:
+    """The problem a yawlflow error maps to (InvalidEventError 409, SpecError 422, ConfigError 400, StoreError 503)."""
+    if isinstance(exc, SpecError):
+        return HttpProblem(422, "Invalid spec", f"the spec has {len(exc.problems)} problem(s)",
+                           problems=[_problem(p) for p in exc.problems])
+    if isinstance(exc, InvalidEventError):
+        return HttpProblem(409, "Conflict", str(exc))
+    if isinstance(exc, StoreError):
+        return HttpProblem(503, "Store unavailable", str(exc), headers={"Retry-After": "5"})
+    if isinstance(exc, ConfigError):
+        return HttpProblem(400, "Bad request", str(exc))
+    return HttpProblem(400, "Bad request", str(exc))
+
+
+def _problem(p: Any) -> dict[str, Any]:
+    return {"source": p.source, "line": p.line, "column": p.column, "path": p.path, "message": p.message,
+            "hint": p.hint, "text": str(p)}
+
+
+@dataclass
+class _State:
+    """What the app keeps between requests."""
+
+    engine: Engine
+    keys: Keys
+    limiter: TokenBucket
+    specs: dict[tuple[str | None, str], Spec] = field(default_factory=dict)  # (tenant or None: all, id)
+    answers: dict[tuple[str, str, str], tuple[int, bytes]] = field(default_factory=dict)  # idempotent replies
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """One authorised request: the request, its key and the app's state."""
+
+    request: Request
+    key: ApiKey
+    state: _State
+    idempotency_key: str | None
+
+    @property
+    def engine(self) -> Engine:
+        """The engine."""
+        return self.state.engine
+
+    @property
+    def tenant(self) -> str:
+        """The key's tenant: every query is scoped to it."""
+        return self.key.tenant
+
+    def engine_key(self, what: str) -> str | None:
+        """The engine ``key=`` for this request's ``Idempotency-Key``, distinct per route and target."""
+        if self.idempotency_key is None:
+            return None
+        return hashlib.sha256(f"{what}\0{self.idempotency_key}".encode()).hexdigest()[:48]
+
+    async def json(self) -> Any:
+        """The request body as JSON (empty: ``None``)."""
+        raw = await self.request.body()
+        if len(raw) > MAX_BODY:
+            raise HttpProblem(413, "Body too large", f"the body has {len(raw)} bytes; at most {MAX_BODY}")
+        if not raw.strip():
+            return None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise HttpProblem(400, "Bad request", f"the body is not valid JSON: {exc}") from None
+
+    def case(self, case_id: str) -> Case:
+        """The case ``case_id`` of this key's tenant (another tenant's case is not found: 404)."""
+        try:
+            case = self.engine.case(case_id)
+        except InvalidEventError:
+            case = None
+        if case is None or case.tenant != self.tenant:
+            raise HttpProblem(404, "Not found", f"no case {case_id!r}")
+        return case
+
+
+Handler = Callable[[Ctx], Awaitable[tuple[int, Any]]]
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """One API route: what the router and the OpenAPI document both read.
+
+    Attributes:
+        method: GET or POST.
+        path: under ``/api/v1``, with ``{param}`` placeholders.
+        role: the weakest role allowed.
+        handler: answers ``(status, JSON body)``.
+        summary: one line for the document.
+        body: the request body's JSON schema (``None``: no body).
+        ok: the success status.
+        ok_schema: the success body's JSON schema.
+        query: query parameters, name to (schema, description).
+        errors: the problem statuses it may answer with.
+    """
+
+    method: str
+    path: str
+    role: str
+    handler: Handler
+    summary: str
+    ok: int = 200
+    ok_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+    body: dict[str, Any] | None = None
+    body_types: tuple[str, ...] = ("application/json",)
+    query: Mapping[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
+
+
+# -- views ------------------------------------------------------------------------------------------
+
+
+def _item(item: WorkItem) -> dict[str, Any]:
+    return {"id": item.id, "case": item.case, "task": item.task, "net": item.net, "instance": item.instance,
+            "state": item.state, "data": item.data, "suspended": item.suspended}
+
+
+def _case(case: Case, *, full: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": case.id, "spec": case.spec_id, "status": case.status, "tenant": case.tenant}
+    if full:
+        out["data"] = case.data
+        out["trace"] = case.trace
+        out["work_items"] = [_item(i) for i in case.work_items()]
+    return out
+
+
+def _spec_view(spec: Spec, *, full: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": spec.id, "root": spec.root, "version": spec.version,
+                           "nets": [n.name for n in spec.nets]}
+    if full:
+        from .._spec import to_builtins
+
+        out["spec"] = to_builtins(spec)
+    return out
+
+
+def _int_path(ctx: Ctx, name: str) -> int:
+    raw = ctx.request.path_params[name]
+    try:
+        return int(raw)
+    except ValueError:
+        raise HttpProblem(404, "Not found", f"no work item {raw!r}") from None
+
+
+def _object(body: Any, what: str) -> dict[str, Any]:
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise HttpProblem(400, "Bad request", f"{what} must be a JSON object")
+    return body
+
+
+def _find_spec(ctx: Ctx, spec_id: str) -> Spec:
+    specs = ctx.state.specs
+    spec = specs.get((ctx.tenant, spec_id)) or specs.get((None, spec_id))
+    if spec is None:
+        raise HttpProblem(404, "Not found", f"no spec {spec_id!r} (upload it: POST {PREFIX}/specs)")
+    return spec
+
+
+def _find_item(case: Case, item_id: int) -> None:
+    for state in (None, "completed", "cancelled", "failed"):
+        if any(i.id == item_id for i in case.work_items(state)):
+            return
+    raise HttpProblem(404, "Not found", f"no work item {item_id} in case {case.id!r}")
+
+
+# -- handlers ---------------------------------------------------------------------------------------
+
+
+async def upload_spec(ctx: Ctx) -> tuple[int, Any]:
+    """Upload a spec (YAML or JSON): validated and compiled; its problems, located, when it is bad."""
+    from .._compiled import compile_spec
+    from .._spec import loads
+
+    raw = await ctx.request.body()
+    ctype = ctx.request.headers.get("content-type", "")
+    spec = loads(raw, source="<upload>", format="json" if "json" in ctype else "yaml")
+    compile_spec(spec)
+    ctx.state.specs[(ctx.tenant, spec.id)] = spec
+    return 201, _spec_view(spec, full=False)
+
+
+async def list_specs(ctx: Ctx) -> tuple[int, Any]:
+    """The specs this tenant can start: its own and those the server was started with."""
+    seen = {sid: s for (tenant, sid), s in ctx.state.specs.items() if tenant is None}
+    seen.update({sid: s for (tenant, sid), s in ctx.state.specs.items() if tenant == ctx.tenant})
+    return 200, {"specs": [_spec_view(s, full=False) for _, s in sorted(seen.items())]}
+
+
+async def show_spec(ctx: Ctx) -> tuple[int, Any]:
+    """One spec, whole."""
+    return 200, _spec_view(_find_spec(ctx, ctx.request.path_params["spec_id"]), full=True)
+
+
+async def start_case(ctx: Ctx) -> tuple[int, Any]:
+    """Start a case of a spec for the key's tenant."""
+    body = _object(await ctx.json(), "the body")
+    spec_id = body.get("spec")
+    if not isinstance(spec_id, str):
+        raise HttpProblem(400, "Bad request", 'the body needs "spec": the id of an uploaded spec')
+    data = _object(body.get("data"), '"data"')
+    spec = _find_spec(ctx, spec_id)
+    case = await ctx.engine.start(spec, data, tenant=ctx.tenant, key=ctx.engine_key("start"))
+    return 201, _case(case, full=True)
+
+
+async def list_cases(ctx: Ctx) -> tuple[int, Any]:
+    """The tenant's cases (root cases only), oldest first, a page at a time."""
+    query = ctx.request.query_params
+    status = query.get("status")
+    if status is not None and status not in CASE_STATUSES:
+        raise HttpProblem(400, "Bad request", f"status must be one of {', '.join(CASE_STATUSES)}")
+    limit = _limit(query.get("limit"))
+    start = _cursor(query.get("cursor"))
+    records = [r for r in await ctx.engine.cases(status=status, tenant=ctx.tenant) if r.parent is None]
+    page = records[start:start + limit]
+    more = start + limit < len(records)
+    return 200, {"cases": [{"id": r.case, "spec": r.spec_id, "status": r.status, "tenant": r.tenant} for r in page],
+                 "next_cursor": str(start + limit) if more else None}
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return 50
+    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise HttpProblem(400, "Bad request", "limit must be an integer from 1 to 500")
+    return int(raw)
+
+
+def _cursor(raw: str | None) -> int:
+    if raw is None:
+        return 0
+    if not raw.isdigit():
+        raise HttpProblem(400, "Bad request", "cursor must be a next_cursor from an earlier page")
+    return int(raw)
+
+
+async def show_case(ctx: Ctx) -> tuple[int, Any]:
+    """One case: status, data, trace and live work items."""
+    return 200, _case(ctx.case(ctx.request.path_params["case_id"]), full=True)
+
+
+async def cancel_case(ctx: Ctx) -> tuple[int, Any]:
+    """Cancel a case (cancelling a finished case changes nothing)."""
+    case = ctx.case(ctx.request.path_params["case_id"])
+    if case.status in ("running", "suspended"):
+        await case.cancel()
+    return 200, _case(case, full=False)
+
+
+async def signal_case(ctx: Ctx) -> tuple[int, Any]:
+    """Send a signal (with JSON data) to a case."""
+    case = ctx.case(ctx.request.path_params["case_id"])
+    body = _object(await ctx.json(), "the body")
+    name = body.get("signal")
+    if not isinstance(name, str) or not name:
+        raise HttpProblem(400, "Bad request", 'the body needs "signal": the signal\'s name')
+    await case.signal(name, _object(body.get("data"), '"data"'), key=ctx.engine_key(f"signal/{case.id}"))
+    return 202, _case(case, full=False)
+
+
+async def list_items(ctx: Ctx) -> tuple[int, Any]:
+    """The work items of the tenant's running cases (live ones, or those in ``state``)."""
+    state = ctx.request.query_params.get("state")
+    if state is not None and state not in ITEM_STATES:
+        raise HttpProblem(400, "Bad request", f"state must be one of {', '.join(ITEM_STATES)}")
+    limit = _limit(ctx.request.query_params.get("limit"))
+    start = _cursor(ctx.request.query_params.get("cursor"))
+    items: list[dict[str, Any]] = []
+    for record in await ctx.engine.cases(tenant=ctx.tenant):
+        if record.status not in ("running", "suspended") and state in (None, "enabled", "offered", "started"):
+            continue
+        items.extend(_item(i) for i in ctx.engine.case(record.case).work_items(state))
+    page = items[start:start + limit]
+    return 200, {"items": page, "next_cursor": str(start + limit) if start + limit < len(items) else None}
+
+
+def _item_action(name: str) -> Handler:
+    async def act(ctx: Ctx) -> tuple[int, Any]:
+        case = ctx.case(ctx.request.path_params["case_id"])
+        item_id = _int_path(ctx, "item_id")
+        _find_item(case, item_id)
+        key = ctx.engine_key(f"{name}/{case.id}/{item_id}")
+        if name == "start":
+            await case.start_item(item_id, key=key)
+        elif name == "complete":
+            await case.complete(item_id, _object(await ctx.json(), "the body (the item's output)"), key=key)
+        else:
+            await case.cancel_item(item_id, key=key)
+        item = next((i for s in (None, "completed", "cancelled") for i in case.work_items(s) if i.id == item_id), None)
+        return 200, {"case": _case(case, full=False), "item": _item(item) if item is not None else None}
+
+    act.__doc__ = f"{name.capitalize()} a work item."
+    return act
+
+
+# -- the route table --------------------------------------------------------------------------------
+
+_OBJ: dict[str, Any] = {"type": "object"}
+_CASE = {"type": "object", "properties": {"id": {"type": "string"}, "spec": {"type": "string"},
+                                          "status": {"type": "string"}, "tenant": {"type": ["string", "null"]}}}
+_PAGE: dict[str, tuple[dict[str, Any], str]] = {
+    "limit": ({"type": "integer", "minimum": 1, "maximum": 500}, "page size (default 50)"),
+    "cursor": ({"type": "string"}, "next_cursor of the page before")}
+
+ROUTES: tuple[ApiRoute, ...] = (
+    ApiRoute("POST", "/specs", "admin", upload_spec, "Upload a spec (YAML or JSON)", ok=201,
+             body={"type": "string", "description": "the spec's text"},
+             body_types=("application/yaml", "application/json"), errors=(400, 422)),
+    ApiRoute("GET", "/specs", "viewer", list_specs, "List the specs"),
+    ApiRoute("GET", "/specs/{spec_id}", "viewer", show_spec, "Show a spec", errors=(404,)),
+    ApiRoute("POST", "/cases", "operator", start_case, "Start a case", ok=201, ok_schema=_CASE,
+             body={"type": "object", "required": ["spec"],
+                   "properties": {"spec": {"type": "string"}, "data": _OBJ}}, errors=(400, 404, 409)),
+    ApiRoute("GET", "/cases", "viewer", list_cases, "List the tenant's cases",
+             query={"status": ({"type": "string", "enum": list(CASE_STATUSES)}, "only cases in this status"),
+                    **_PAGE}, errors=(400,)),
+    ApiRoute("GET", "/cases/{case_id}", "viewer", show_case, "Show a case (status, data, trace, work items)",
+             ok_schema=_CASE, errors=(404,)),
+    ApiRoute("POST", "/cases/{case_id}/cancel", "operator", cancel_case, "Cancel a case", errors=(404, 409)),
+    ApiRoute("POST", "/cases/{case_id}/signals", "operator", signal_case, "Send a signal to a case", ok=202,
+             body={"type": "object", "required": ["signal"],
+                   "properties": {"signal": {"type": "string"}, "data": _OBJ}}, errors=(400, 404, 409)),
+    ApiRoute("GET", "/items", "viewer", list_items, "List the work items of the tenant's cases",
+             query={"state": ({"type": "string", "enum": list(ITEM_STATES)}, "only items in this state"), **_PAGE},
+             errors=(400,)),
+    ApiRoute("POST", "/cases/{case_id}/items/{item_id}/start", "operator", _item_action("start"),
+             "Start a work item", errors=(404, 409)),
+    ApiRoute("POST", "/cases/{case_id}/items/{item_id}/complete", "operator", _item_action("complete"),
+             "Complete a work item with JSON output", body={"type": "object", "description": "the item's output"},
+             errors=(400, 404, 409)),
+    ApiRoute("POST", "/cases/{case_id}/items/{item_id}/cancel", "operator", _item_action("cancel"),
+             "Cancel (withdraw) a work item", errors=(404, 409)),
+)
+
+
+# -- OpenAPI ----------------------------------------------------------------------------------------
+
+_TITLES = {400: "bad request", 401: "no or unknown API key", 403: "the key's role may not do this",
+           404: "not found (or another tenant's)", 409: "does not fit the case's state",
+           413: "body too large", 422: "invalid spec", 429: "rate limit exceeded", 503: "store unavailable"}
+
+
+_BRACES = str.maketrans("", "", "{}")
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route in :data:`ROUTES`."""
+    problem = {"$ref": "#/components/schemas/Problem"}
+    paths: dict[str, Any] = {}
+    for r in ROUTES:
+        params: list[dict[str, Any]] = [
+            {"name": p.split("}")[0], "in": "path", "required": True,
+             "schema": {"type": "integer"} if p.startswith("item_id") else {"type": "string"}}
+            for p in r.path.split("{")[1:]
+        ]
+        params += [{"name": n, "in": "query", "required": False, "schema": s, "description": d}
+                   for n, (s, d) in r.query.items()]
+        if r.method == "POST":
+            params.append({"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
+                           "description": "a repeat with the same key returns the first answer and changes nothing"})
+        responses: dict[str, Any] = {str(r.ok): {"description": "success",
+                                                 "content": {"application/json": {"schema": r.ok_schema}}}}
+        for status in sorted({*r.errors, 401, 403, 429, 503}):
+            responses[str(status)] = {"description": _TITLES[status], "content": {PROBLEM: {"schema": problem}}}
+        op: dict[str, Any] = {
+            "operationId": r.method.lower() + "_" + r.path.strip("/").replace("/", "_").translate(_BRACES),
+            "summary": r.summary, "description": (r.handler.__doc__ or r.summary).strip(),
+            "security": [{"bearer": []}], "x-role": r.role, "parameters": params, "responses": responses,
+        }
+        if r.body is not None:
+            op["requestBody"] = {"required": r.method == "POST" and r.path == "/specs",
+                                 "content": {t: {"schema": r.body} for t in r.body_types}}
+        paths.setdefault(PREFIX + r.path, {})[r.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "yawlflow", "version": "1", "description": "Start cases, do work items, send signals."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Problem": {
+                "type": "object", "required": ["type", "title", "status", "detail"],
+                "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                               "detail": {"type": "string"},
+                               "problems": {"type": "array", "items": {"type": "object"}}}}},
+        },
+    }
+
+
+# -- the app ----------------------------------------------------------------------------------------
+
+
+def _endpoint(route: ApiRoute, state: _State) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        headers: dict[str, str] = {}
+        try:
+            key = _authenticate(request, state)
+            allowed, headers = state.limiter.take(key.name)
+            if not allowed:
+                raise HttpProblem(429, "Too many requests", f"key {key.name!r} is over its rate limit; wait",
+                                  headers=headers)
+            if not key.may(route.role):
+                raise HttpProblem(403, "Forbidden", f"a {key.role} key may not {route.summary.lower()} "
+                                  f"(it needs {route.role})")
+            idem = request.headers.get("idempotency-key")
+            if idem is not None and not 0 < len(idem) <= 200:
+                raise HttpProblem(400, "Bad request", "Idempotency-Key must have 1 to 200 characters")
+            remembered = (key.tenant, f"{route.method} {request.url.path}", idem) if idem else None
+            if remembered is not None and remembered in state.answers:
+                status, body = state.answers[remembered]
+                return Response(body, status_code=status, media_type="application/json",
+                                headers={**headers, "Idempotent-Replayed": "true"})
+            ctx = Ctx(request=request, key=key, state=state, idempotency_key=idem)
+            try:
+                status, payload = await route.handler(ctx)
+            except YawlflowError as exc:
+                raise _from_error(exc) from None
+            body = orjson.dumps(payload, default=str)
+            if remembered is not None:
+                state.answers[remembered] = (status, body)
+            return Response(body, status_code=status, media_type="application/json", headers=headers)
+        except HttpProblem as problem:
+            problem.headers = {**headers, **problem.headers}
+            return problem.response()
+
+    return endpoint
+
+
+def _authenticate(request: Request, state: _State) -> ApiKey:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HttpProblem(401, "Unauthorized", "send an API key: Authorization: Bearer KEY",
+                          headers={"WWW-Authenticate": "Bearer"})
+    key = state.keys.get(hashlib.sha256(token.strip().encode()).hexdigest())
+    if key is None:
+        raise HttpProblem(401, "Unauthorized", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+    return key
+
+
+def app(
+    engine: Engine,
+    *,
+    keys: Mapping[str, Any] | str | os.PathLike[str],
+    specs: Iterable[Spec] = (),
+    own_engine: bool = False,
+    rate_limit: tuple[int, float] = (60, 10.0),
+    clock: Callable[[], float] | None = None,
+    cors_origins: Iterable[str] = (),
+) -> Starlette:
+    """The yawlflow HTTP API as a Starlette (ASGI) app.
+
+    Args:
+        engine: the engine to serve.
+        keys: the API keys: a mapping or a ``keys.yaml`` path (see :func:`yawlflow.web.load_keys`).
+        specs: specs every tenant may start (more are uploaded with ``POST /api/v1/specs``).
+        own_engine: the app enters ``engine`` in its lifespan (and on shutdown calls
+            ``engine.stop()`` and leaves it, draining running items); ``False`` (the default): the
+            embedder runs the engine (``async with engine:``) around serving the app.
+        rate_limit: per key, ``(burst, per_second)`` of its token bucket.
+        clock: the rate limiter's clock, seconds (default ``time.monotonic``).
+        cors_origins: origins allowed by CORS (default none: CORS off).
+
+    Raises:
+        ConfigError: bad keys or rate limit.
+    """
+    state = _State(engine=engine, keys=load_keys(keys), limiter=TokenBucket(*rate_limit, clock=clock))
+    for spec in specs:
+        state.specs[(None, spec.id)] = spec
+    routes = [Route(PREFIX + r.path, _endpoint(r, state), methods=[r.method]) for r in ROUTES]
+    document = orjson.dumps(openapi())
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(document, media_type="application/json")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        title = "Method not allowed" if status == 405 else "Not found"
+        return HttpProblem(status, title, f"{request.method} {request.url.path}: no such route").response()
+
+    routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if not own_engine:
+            yield
+            return
+        async with engine:
+            try:
+                yield
+            finally:
+                engine.stop()
+
+    middleware = []
+    origins = list(cors_origins)
+    if origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                                     allow_headers=["Authorization", "Content-Type", "Idempotency-Key"]))
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                     exception_handlers={404: not_found, 405: not_found})
+
