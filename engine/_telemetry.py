@@ -129,7 +129,7 @@ class Telemetry:
     # -- inside ------------------------------------------------------------------------------------
     def _case_started(self, case: Case) -> None:
         if self._meter is not None:
-            self.cases_started.add(1, {"yawlflow.spec.id": case._spec.id})
+            self.cases_started.add(1, {"yawlflow.spec.id": case.spec_id})
         if self._tracer is None:
             return
         parent_ctx = None
@@ -138,7 +138,7 @@ class Telemetry:
             item_span = self._items.get((parent.id, case._parent_item))
             if item_span is not None:
                 parent_ctx = trace.set_span_in_context(item_span, otel_context.Context())
-        attributes: dict[str, Any] = {"yawlflow.case.id": case.id, "yawlflow.spec.id": case._spec.id,
+        attributes: dict[str, Any] = {"yawlflow.case.id": case.id, "yawlflow.spec.id": case.spec_id,
                                       "yawlflow.net": case.net}
         if case._root.tenant is not None:
             attributes["yawlflow.tenant"] = case._root.tenant
@@ -149,7 +149,7 @@ class Telemetry:
 
     def _case_ended(self, case: Case, status: str, r: TraceRecord) -> None:
         if self._meter is not None:
-            self.cases_ended.add(1, {"yawlflow.spec.id": case._spec.id, "yawlflow.case.status": status})
+            self.cases_ended.add(1, {"yawlflow.spec.id": case.spec_id, "yawlflow.case.status": status})
         span = self._cases.pop(case.id, None)
         if span is None:
             return
