@@ -6,11 +6,13 @@ folder on ``sys.path``).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 from typing import Any
 
 import anyio
 import anyio.abc
+import pytest
 import strategy_handlers as h
 from anyio.streams.buffered import BufferedByteReceiveStream
 
@@ -18,6 +20,16 @@ from yawlflow._strategies import InlineStrategy, ProcessStrategy, ThreadStrategy
 from yawlflow._strategy import Job
 
 KINDS = ["inline", "thread", "process"]
+HAVE_RAY = importlib.util.find_spec("ray") is not None
+# anyio's backends, as tests/conftest.py's ``anyio_backend`` has them
+BACKENDS = [("asyncio", ("asyncio", {})), ("asyncio+uvloop", ("asyncio", {"use_uvloop": True})), ("trio", ("trio", {}))]
+# (anyio_backend, kind) for the shared behaviour suite: every kind on every backend, and ``ray``
+# (tasks on the session's cluster, conftest.ray_cluster) on asyncio only: its forced cancels
+# start a new Ray worker (~2 s each), slow alike on all three backends (~12 s a backend)
+EVERY_KIND: list[Any] = [pytest.param(backend, kind, id=f"{name}-{kind}") for name, backend in BACKENDS
+                         for kind in KINDS]
+EVERY_KIND.append(pytest.param(("asyncio", {}), "ray", id="asyncio-ray", marks=pytest.mark.skipif(
+    not HAVE_RAY, reason="Ray is not installed here (pip install 'yawlflow[ray]'); .ci/run installs it")))
 # inline runs async handlers (a sync one only if quick): it gets the async twin where there is one
 ASYNC_TWINS = {"add": "add_async", "fail": "fail_async", "gate": "gate_async", "thread_name": "thread_name_async",
                "gate_then_fail": "gate_then_fail_async"}
@@ -36,6 +48,10 @@ def make_strategy(kind: str, workers: int = 1, seed: int = 0) -> Any:
         return InlineStrategy()
     if kind == "thread":
         return ThreadStrategy(workers=workers, seed=seed)
+    if kind == "ray":  # tasks on the session's Ray, cancelled by force (a blocked gate needs it)
+        from yawlflow._ray import RayStrategy
+
+        return RayStrategy()
     return ProcessStrategy(workers=workers, seed=seed, preload=["strategy_handlers"])
 
 

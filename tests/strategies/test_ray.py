@@ -1,15 +1,13 @@
 """The ``ray`` strategy (yawlflow._ray) on one local Ray cluster for the whole session.
 
-The cluster starts once (3-6 s): 2 CPUs, no dashboard, usage stats off, its session folder under
-the test session's tmp folder (or a short one under /tmp when that path is too long for Ray's
-sockets), no token auth (it would write ~/.ray/auth_token), on the loopback interface. Its workers get
-this folder on their PYTHONPATH, so the handlers in ``ray_handlers.py`` are importable by name.
+The cluster is ``ray_cluster`` in conftest.py (shared with test_behaviours.py): it starts once
+(3-6 s), and its workers get this folder on their PYTHONPATH, so the handlers in
+``ray_handlers.py`` are importable by name.
 A handler that must be running before the test acts on it writes a file; the test waits for it.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -36,36 +34,7 @@ from yawlflow._ray import (  # noqa: E402  (after the skip: without Ray these te
 
 pytestmark = pytest.mark.anyio
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-_SOCKET_ROOM = 48  # Ray adds ~60 bytes (session_<date>_<pid>/sockets/plasma_store) to its temp dir
-
-
-@pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A local Ray for the session (see the module docstring); the ``ray`` module."""
-    temp = tmp_path_factory.mktemp("ray")
-    short = len(str(temp)) <= _SOCKET_ROOM
-    temp_dir = str(temp) if short else tempfile.mkdtemp(dir="/tmp", prefix="yf-ray-")
-    pythonpath = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        # no token auth: it would write ~/.ray/auth_token; the cluster listens on loopback only
-        mp.setenv("RAY_AUTH_MODE", "disabled")
-        mp.syspath_prepend(str(HERE))  # the driver unpickles ray_handlers.HandlerFailed
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            _temp_dir=temp_dir,
-            _node_ip_address="127.0.0.1",
-            runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
-        )
-        try:
-            yield ray
-        finally:
-            ray.shutdown()
-            if not short:
-                shutil.rmtree(temp_dir, ignore_errors=True)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
