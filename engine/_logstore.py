@@ -27,6 +27,7 @@ A subclass opens its connections, implements :meth:`~_WriterStore._apply`,
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import socket
@@ -199,7 +200,7 @@ class _Wakeup:
             self._recv.close()
 
 
-class _WriterStore(Generic[_H, _R]):
+class _WriterStore(abc.ABC, Generic[_H, _R]):
     """The shared part of the durable stores: the writer thread, group commit, heads and reads.
 
     Type parameters: the store's head class, and what its :meth:`_apply` returns (``None``, or
@@ -258,25 +259,25 @@ class _WriterStore(Generic[_H, _R]):
             self._thread.start()
 
     # -- for the subclass ----------------------------------------------------------------------
+    @abc.abstractmethod
     def _apply(self, batch: Sequence[_Op]) -> _R:
         """Write ``batch`` in one transaction, or raise with it rolled back (or the store marked broken)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Read-your-writes query through the read connection; ``?`` placeholders."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _load_head(self, case: str) -> _H | None:
         """The head of a case this store has not touched yet, read from the database (``None``: no such case)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _new_head(self, case: str, spec_hash: bytes) -> _H:
         """Under the mutex: the head of a case being created by this store."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _release(self) -> None:
         """Close the connections (and drop what the store holds) once the writer has stopped."""
-        raise NotImplementedError
 
     def _now_ns(self) -> int:
         """The wall clock that ``create`` and ``append`` stamp (``time.time_ns()``)."""
@@ -736,9 +737,9 @@ class _WriterStore(Generic[_H, _R]):
                 raise StoreError(f"no case {case!r} in the store")
         return head
 
+    @abc.abstractmethod
     def _store_arg(self) -> str:
         """The store as ``yawlflow verify --store`` takes it."""
-        raise NotImplementedError
 
     def _poisoned(self, case: str, seq: int | None, what: str) -> CaseDamagedError:
         """What a case's records or spec hold cannot be used: that case only (resume skips it)."""

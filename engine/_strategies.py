@@ -38,6 +38,7 @@ awaiting task raise :class:`JobCancelledError`; a cancelled task raises its own 
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import importlib
@@ -365,7 +366,7 @@ class InlineStrategy:
 
 
 # -- the work-stealing strategies --------------------------------------------------------------
-class _PoolStrategy:
+class _PoolStrategy(abc.ABC):
     """What ``thread`` and ``process`` share: a pool of :class:`_Call` s, batches, cancel, shutdown."""
 
     name: str
@@ -381,24 +382,26 @@ class _PoolStrategy:
         )
 
     # hooks for the subclasses (run on worker threads unless said otherwise)
+    @abc.abstractmethod
     def _prepare(self, job: Job) -> Any:
         """On the loop: what a worker needs to run ``job`` (refuses what it cannot run)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _run_call(self, call: _Call, worker: int) -> Any:
-        raise NotImplementedError
+        """On ``worker``: run ``call``; its value or its exception is the job's outcome."""
 
-    def _abandon(self, call: _Call, worker: int) -> None:
+    def _abandon(self, call: _Call, worker: int) -> None:  # noqa: B027 - an optional hook
         """Under the pool's state lock: ``call``, running on ``worker``, was cancelled."""
 
-    def _on_start(self, worker: int) -> None:
+    def _on_start(self, worker: int) -> None:  # noqa: B027 - an optional hook
         pass
 
-    def _on_exit(self, worker: int) -> None:
+    def _on_exit(self, worker: int) -> None:  # noqa: B027 - an optional hook
         pass
 
+    @abc.abstractmethod
     def _cancelled_text(self, job: Job, running: bool) -> str:
-        raise NotImplementedError
+        """The message of a job cancelled before (``running`` false) or while it ran."""
 
     # the pool's callbacks
     def _done(self, call: _Call, value: object, error: BaseException | None) -> None:

@@ -49,12 +49,12 @@ def block(started: str, seconds: float = 120) -> str:
 
 
 def spin(started: str, seconds: float = 120) -> str:
-    """Say it started, then wait in short naps: ``ray.cancel(force=False)`` interrupts it
-    (``KeyboardInterrupt`` between two naps) without killing the worker."""
+    """Say it started, then run Python bytecode until ``ray.cancel(force=False)`` interrupts it
+    (``KeyboardInterrupt`` between two steps) without killing the worker."""
     Path(started).write_text(str(os.getpid()))
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.01)
+    while time.monotonic() < deadline:  # Python bytecode all the time: the interrupt lands between two steps
+        sum(range(1000))
     return "finished"
 
 

@@ -8,6 +8,7 @@ A handler that must be running before the test acts on it writes a file; the tes
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -86,11 +87,17 @@ def job(handler: str, *args: Any) -> Job:
     return Job(id=next(_ids), handler=f"ray_handlers:{handler}" if ":" not in handler else handler, args=args)
 
 
+def start_flag(folder: Path) -> Path:
+    """A named pipe a handler writes to when it starts (the write blocks until :func:`started` reads)."""
+    flag = folder / "started"
+    os.mkfifo(flag)
+    return flag
+
+
 async def started(path: Path) -> None:
-    """Wait until a handler says it started (it writes ``path``)."""
+    """Wait until a handler says it started: read its named pipe (``start_flag``), no polling."""
     with anyio.fail_after(60):
-        while not path.exists():
-            await anyio.sleep(0.01)
+        await anyio.to_thread.run_sync(path.read_text, abandon_on_cancel=True)
 
 
 async def cancelled_in_ray(ref: Any) -> BaseException:
@@ -186,7 +193,7 @@ async def test_cancelling_the_awaiting_task_cancels_the_ray_task(
     ray_cluster: Any, spy: CancelSpy, tmp_path: Path, force: bool
 ) -> None:
     strategy = RayStrategy() if force else RayStrategy(force_cancel=False)  # forced by default
-    flag = tmp_path / "started"
+    flag = start_flag(tmp_path)
     async with anyio.create_task_group() as tg:
         tg.start_soon(strategy.submit, job("block" if force else "spin", str(flag)))
         await started(flag)
@@ -210,7 +217,7 @@ async def test_time_out(tasks: RayStrategy, spy: CancelSpy, tmp_path: Path) -> N
 
 
 async def test_cancel_by_id(tasks: RayStrategy, tmp_path: Path) -> None:
-    flag = tmp_path / "started"
+    flag = start_flag(tmp_path)
     blocking = job("spin", str(flag))
     async with anyio.create_task_group() as tg:
 
@@ -252,7 +259,7 @@ async def test_submit_many_raises_the_first_error_and_cancels_the_rest(
 async def test_shutdown_drains_then_cancels_and_keeps_a_ray_it_did_not_start(
     tasks: RayStrategy, tmp_path: Path
 ) -> None:
-    flag = tmp_path / "started"
+    flag = start_flag(tmp_path)
     blocking = job("spin", str(flag))
     async with anyio.create_task_group() as tg:
 
@@ -290,7 +297,7 @@ async def test_actor_mode_runs_on_the_pool(actors: RayStrategy) -> None:
 
 
 async def test_actor_mode_cancels_on_the_actor(actors: RayStrategy, spy: CancelSpy, tmp_path: Path) -> None:
-    flag = tmp_path / "started"
+    flag = start_flag(tmp_path)
     async with anyio.create_task_group() as tg:
         tg.start_soon(actors.submit, job("ablock", str(flag)))
         await started(flag)
