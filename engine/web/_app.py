@@ -8,22 +8,26 @@ JSON.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from .._errors import ConfigError, InvalidEventError, SpecError, StoreError, YawlflowError
+from .._hooks import EVENTS, HookEvent
 from ._auth import ApiKey, Keys, TokenBucket, load_keys
 
 if TYPE_CHECKING:
@@ -38,6 +42,11 @@ PROBLEM = "application/problem+json"
 MAX_BODY = 4 * 1024 * 1024
 ITEM_STATES = ("enabled", "offered", "started", "completed", "cancelled", "failed")
 CASE_STATUSES = ("running", "suspended", "completed", "failed", "cancelled")
+SSE = "text/event-stream"
+SSE_BUFFER = 256
+"""Wake-ups a stream subscriber may have pending; one more and it is dropped (``event: overflow``)."""
+ITEM_EVENTS = ("item.offered", "item.started", "item.completed", "item.cancelled")
+_ENDED = ("completed", "failed", "cancelled")
 
 
 class HttpProblem(Exception):
@@ -97,6 +106,85 @@ class _State:
     limiter: TokenBucket
     specs: dict[tuple[str | None, str], Spec] = field(default_factory=dict)  # (tenant or None: all, id)
     answers: dict[tuple[str, str, str], tuple[int, bytes]] = field(default_factory=dict)  # idempotent replies
+    hub: _Hub | None = None
+
+    def poke(self, case_id: str, tenant: str | None) -> None:
+        """Wake the event streams of ``tenant``: something changed in case ``case_id``."""
+        if self.hub is not None:
+            self.hub.poke(case_id, tenant)
+
+
+class _Sub:
+    """One event-stream subscriber: the ids of the cases that changed since it last looked.
+
+    Plain state (no memory-object stream, no async generator): a client that goes away leaves
+    nothing to finalize, and the hub holds subscribers weakly.
+    """
+
+    __slots__ = ("__weakref__", "changed", "overflowed", "tenant", "woken")
+
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+        self.changed: list[str] = []
+        self.woken = anyio.Event()
+        self.overflowed = False
+
+    def poke(self, case_id: str) -> bool:
+        """Note a change; ``False`` once more than ``SSE_BUFFER`` are pending (the reader is too slow)."""
+        if len(self.changed) >= SSE_BUFFER:
+            self.overflowed = True
+            self.woken.set()
+            return False
+        self.changed.append(case_id)
+        self.woken.set()
+        return True
+
+    async def wait(self) -> list[str]:
+        """The ids of the cases that changed since the last call (waits for one).
+
+        Raises:
+            anyio.EndOfStream: the subscriber was dropped for reading too slowly.
+        """
+        while not self.changed:
+            if self.overflowed:
+                raise anyio.EndOfStream
+            self.woken = anyio.Event()
+            await self.woken.wait()
+        if self.overflowed:
+            raise anyio.EndOfStream
+        changed, self.changed = self.changed, []
+        return changed
+
+
+class _Hub:
+    """The app's event-stream subscribers, woken by the engine's hooks (added once, on first use)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.subs: weakref.WeakSet[_Sub] = weakref.WeakSet()
+        self._hooked = False
+
+    def subscribe(self, tenant: str) -> _Sub:
+        if not self._hooked:
+            for name in EVENTS:
+                if name != "before_case_start":
+                    self.engine.hooks.add(name, self._hook)
+            self._hooked = True
+        sub = _Sub(tenant)
+        self.subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: _Sub) -> None:
+        self.subs.discard(sub)
+
+    def _hook(self, event: HookEvent) -> None:
+        if event.case is not None:
+            self.poke(event.case, event.tenant)
+
+    def poke(self, case_id: str, tenant: str | None) -> None:
+        for sub in list(self.subs):
+            if sub.tenant == tenant and not sub.poke(case_id):
+                self.subs.discard(sub)  # too slow: drop it rather than grow
 
 
 @dataclass(frozen=True)
@@ -163,6 +251,7 @@ class ApiRoute:
         body: the request body's JSON schema (``None``: no body).
         ok: the success status.
         ok_schema: the success body's JSON schema.
+        ok_type: the success body's media type (``text/event-stream``: the handler answers a stream).
         query: query parameters, name to (schema, description).
         errors: the problem statuses it may answer with.
     """
@@ -174,6 +263,7 @@ class ApiRoute:
     summary: str
     ok: int = 200
     ok_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+    ok_type: str = "application/json"
     body: dict[str, Any] | None = None
     body_types: tuple[str, ...] = ("application/json",)
     query: Mapping[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
@@ -275,6 +365,7 @@ async def start_case(ctx: Ctx) -> tuple[int, Any]:
     data = _object(body.get("data"), '"data"')
     spec = _find_spec(ctx, spec_id)
     case = await ctx.engine.start(spec, data, tenant=ctx.tenant, key=ctx.engine_key("start"))
+    ctx.state.poke(case.id, ctx.tenant)
     return 201, _case(case, full=True)
 
 
@@ -319,6 +410,7 @@ async def cancel_case(ctx: Ctx) -> tuple[int, Any]:
     case = ctx.case(ctx.request.path_params["case_id"])
     if case.status in ("running", "suspended"):
         await case.cancel()
+    ctx.state.poke(case.id, ctx.tenant)
     return 200, _case(case, full=False)
 
 
@@ -330,6 +422,7 @@ async def signal_case(ctx: Ctx) -> tuple[int, Any]:
     if not isinstance(name, str) or not name:
         raise HttpProblem(400, "Bad request", 'the body needs "signal": the signal\'s name')
     await case.signal(name, _object(body.get("data"), '"data"'), key=ctx.engine_key(f"signal/{case.id}"))
+    ctx.state.poke(case.id, ctx.tenant)
     return 202, _case(case, full=False)
 
 
@@ -361,11 +454,142 @@ def _item_action(name: str) -> Handler:
             await case.complete(item_id, _object(await ctx.json(), "the body (the item's output)"), key=key)
         else:
             await case.cancel_item(item_id, key=key)
+        ctx.state.poke(case.id, ctx.tenant)
         item = next((i for s in (None, "completed", "cancelled") for i in case.work_items(s) if i.id == item_id), None)
         return 200, {"case": _case(case, full=False), "item": _item(item) if item is not None else None}
 
     act.__doc__ = f"{name.capitalize()} a work item."
     return act
+
+
+def _sse(event: str, data: Any, event_id: int | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: ".encode() + orjson.dumps(data, default=str) + b"\n\n"
+
+
+def _stream(ctx: Ctx, body: AsyncIterable[bytes]) -> tuple[int, Any]:
+    return 200, StreamingResponse(body, media_type=SSE, headers={"Cache-Control": "no-cache",
+                                                                 "X-Accel-Buffering": "no"})
+
+
+def _hub(ctx: Ctx) -> _Hub:
+    if ctx.state.hub is None:
+        ctx.state.hub = _Hub(ctx.engine)
+    return ctx.state.hub
+
+
+class _Events(abc.ABC):
+    """A Server-Sent Events body: an async iterator over chunks, driven by a subscriber.
+
+    A class, not an async generator: a client that hangs up leaves a half-run generator for the
+    garbage collector to finalize outside any event loop (trio then warns, and its ``finally``
+    may never run); this iterator has nothing to finalize, and the hub holds its subscriber
+    weakly.
+    """
+
+    def __init__(self, hub: _Hub, sub: _Sub) -> None:
+        self.hub = hub
+        self.sub = sub
+        self.ready: list[bytes] = []
+        self.done = False
+
+    def __aiter__(self) -> _Events:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self.ready:
+            if self.done:
+                self.hub.unsubscribe(self.sub)
+                raise StopAsyncIteration
+            try:
+                await self.fill()
+            except anyio.EndOfStream:
+                self.ready.append(_sse("overflow", {"detail": "the client read too slowly; reconnect"
+                                                              " (with Last-Event-ID for a case stream)"}))
+                self.done = True
+            except BaseException:
+                self.hub.unsubscribe(self.sub)
+                raise
+        return self.ready.pop(0)
+
+    @abc.abstractmethod
+    async def fill(self) -> None:
+        """Add the next chunks to ``ready`` (waiting for a change), or set ``done``."""
+
+
+class _CaseEvents(_Events):
+    def __init__(self, hub: _Hub, sub: _Sub, case: Case, after: int) -> None:
+        super().__init__(hub, sub)
+        self.case = case
+        self.sent = after + 1
+        self.first = True
+
+    async def fill(self) -> None:
+        if not self.first:
+            await self.sub.wait()
+        self.first = False
+        trace = self.case.trace
+        self.ready.extend(_sse(str(trace[pos]["event"]), trace[pos], pos) for pos in range(self.sent, len(trace)))
+        self.sent = max(self.sent, len(trace))
+        if self.case.status in _ENDED:
+            self.done = True
+
+
+class _ItemEvents(_Events):
+    def __init__(self, hub: _Hub, sub: _Sub, engine: Engine, tenant: str, marks: dict[str, int]) -> None:
+        super().__init__(hub, sub)
+        self.engine = engine
+        self.tenant = tenant
+        self.marks = marks  # root case id -> trace records seen
+        self.ready.append(b": subscribed\n\n")
+
+    async def fill(self) -> None:
+        for case_id in dict.fromkeys(await self.sub.wait()):
+            try:
+                case = self.engine.case(case_id)
+            except InvalidEventError:
+                continue
+            root = case._root
+            if root.tenant != self.tenant:
+                continue
+            trace = root.trace
+            self.ready.extend(_sse(str(r["event"]), r) for r in trace[self.marks.get(root.id, 0):]
+                              if r["event"] in ITEM_EVENTS)
+            if root.status in _ENDED:
+                self.marks.pop(root.id, None)
+            else:
+                self.marks[root.id] = len(trace)
+
+
+async def case_events(ctx: Ctx) -> tuple[int, Any]:
+    """The case's trace records as Server-Sent Events (``id:`` the record's position in the trace,
+    ``event:`` its event, ``data:`` the record as JSON): those so far (after ``Last-Event-ID`` or
+    ``?after=``), then new ones as they happen; the stream ends once the case has ended."""
+    case = ctx.case(ctx.request.path_params["case_id"])
+    raw = ctx.request.headers.get("last-event-id") or ctx.request.query_params.get("after")
+    if raw is None:
+        after = -1
+    elif raw.isdigit():
+        after = int(raw)
+    else:
+        raise HttpProblem(400, "Bad request", "after (or Last-Event-ID) must be a record's id: an integer from 0")
+    hub = _hub(ctx)
+    sub = hub.subscribe(ctx.tenant)  # before reading the trace: no change is missed
+    return _stream(ctx, _CaseEvents(hub, sub, case, after))
+
+
+async def item_events(ctx: Ctx) -> tuple[int, Any]:
+    """The tenant's work items as they become offered, started, completed or cancelled, as
+    Server-Sent Events (``event:`` item.offered, ..., ``data:`` the item's trace record as JSON); the
+    stream opens with a ``: subscribed`` comment and never ends by itself."""
+    hub = _hub(ctx)
+    sub = hub.subscribe(ctx.tenant)
+    engine, tenant = ctx.engine, ctx.tenant
+    marks: dict[str, int] = {}
+    for record in await engine.cases(tenant=tenant):
+        if record.parent is None and record.status in ("running", "suspended"):
+            marks[record.case] = len(engine.case(record.case).trace)
+    return _stream(ctx, _ItemEvents(hub, sub, engine, tenant, marks))
 
 
 # -- the route table --------------------------------------------------------------------------------
@@ -398,6 +622,13 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("GET", "/items", "viewer", list_items, "List the work items of the tenant's cases",
              query={"state": ({"type": "string", "enum": list(ITEM_STATES)}, "only items in this state"), **_PAGE},
              errors=(400,)),
+    ApiRoute("GET", "/cases/{case_id}/events", "viewer", case_events,
+             "Stream the case's trace records (Server-Sent Events)", ok_type=SSE, ok_schema={"type": "string"},
+             query={"after": ({"type": "integer", "minimum": 0}, "only records after this id (or Last-Event-ID)")},
+             errors=(400, 404)),
+    ApiRoute("GET", "/items/events", "viewer", item_events,
+             "Stream the tenant's work item changes (Server-Sent Events)", ok_type=SSE,
+             ok_schema={"type": "string"}),
     ApiRoute("POST", "/cases/{case_id}/items/{item_id}/start", "operator", _item_action("start"),
              "Start a work item", errors=(404, 409)),
     ApiRoute("POST", "/cases/{case_id}/items/{item_id}/complete", "operator", _item_action("complete"),
@@ -434,7 +665,7 @@ def openapi() -> dict[str, Any]:
             params.append({"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
                            "description": "a repeat with the same key returns the first answer and changes nothing"})
         responses: dict[str, Any] = {str(r.ok): {"description": "success",
-                                                 "content": {"application/json": {"schema": r.ok_schema}}}}
+                                                 "content": {r.ok_type: {"schema": r.ok_schema}}}}
         for status in sorted({*r.errors, 401, 403, 429, 503}):
             responses[str(status)] = {"description": _TITLES[status], "content": {PROBLEM: {"schema": problem}}}
         op: dict[str, Any] = {
@@ -489,6 +720,9 @@ def _endpoint(route: ApiRoute, state: _State) -> Callable[[Request], Awaitable[R
                 status, payload = await route.handler(ctx)
             except YawlflowError as exc:
                 raise _from_error(exc) from None
+            if isinstance(payload, Response):  # a stream
+                payload.headers.update(headers)
+                return payload
             body = orjson.dumps(payload, default=str)
             if remembered is not None:
                 state.answers[remembered] = (status, body)

@@ -5,10 +5,13 @@ The embedder runs the engine (``async with``); the app does not own it, so no li
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -23,6 +26,7 @@ KEYS = {
     "op-a": {"sha256": hash_key("oa"), "role": "operator", "tenant": "a"},
     "view-a": {"sha256": hash_key("va"), "role": "viewer", "tenant": "a"},
     "op-b": {"sha256": hash_key("ob"), "role": "operator", "tenant": "b"},
+    "view-b": {"sha256": hash_key("vb"), "role": "viewer", "tenant": "b"},
 }
 
 
@@ -192,6 +196,8 @@ async def test_rate_limit() -> None:
 async def test_the_openapi_document_lists_every_route(client: httpx.AsyncClient) -> None:
     doc = (await client.get("/openapi.json")).json()
     assert doc["openapi"].startswith("3.1")
+    for path in ("/api/v1/cases/{case_id}/events", "/api/v1/items/events"):
+        assert "text/event-stream" in doc["paths"][path]["get"]["responses"]["200"]["content"]
     for route in ROUTES:
         op = doc["paths"]["/api/v1" + route.path][route.method.lower()]
         assert op["responses"] and op["summary"]
@@ -201,3 +207,86 @@ async def test_the_openapi_document_lists_every_route(client: httpx.AsyncClient)
             assert op["requestBody"]["content"]
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert documented == {(r.method, "/api/v1" + r.path) for r in ROUTES}
+
+
+def sse(text: str) -> list[tuple[str, Any]]:
+    """The (event, data) pairs of a Server-Sent Events body."""
+    out = []
+    for block in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":"))
+        if "event" in fields:
+            out.append((fields["event"], json.loads(fields["data"])))
+    return out
+
+
+async def test_the_case_event_stream_is_the_trace_then_ends(client: httpx.AsyncClient) -> None:
+    case_id = (await start(client))["id"]
+    approve = next(i for i in (await client.get("/api/v1/items", headers=auth("va"))).json()["items"]
+                   if i["task"] == "approve")
+    streamed: list[httpx.Response] = []
+
+    async def stream() -> None:  # ASGITransport answers once the stream has ended: when the case ends
+        streamed.append(await client.get(f"/api/v1/cases/{case_id}/events", headers=auth("va")))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stream)
+        r = await client.post(f"/api/v1/cases/{case_id}/items/{approve['id']}/complete", json={"approved": True},
+                              headers=auth("oa"))
+        assert r.status_code == 200, r.text
+    (response,) = streamed
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    trace = (await client.get(f"/api/v1/cases/{case_id}", headers=auth("va"))).json()["trace"]
+    assert trace[-1]["event"] == "case.completed"
+    assert sse(response.text) == [(r["event"], r) for r in trace]
+    later = await client.get(f"/api/v1/cases/{case_id}/events", headers={**auth("va"), "Last-Event-ID": "2"})
+    assert sse(later.text) == [(r["event"], r) for r in trace[3:]]
+    assert (await client.get(f"/api/v1/cases/{case_id}/events?after=x", headers=auth("va"))).status_code == 400
+    other = await client.get(f"/api/v1/cases/{case_id}/events", headers=auth("vb"))
+    assert other.status_code == 404
+    assert other.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_worklist_stream_shows_items_offered_then_completed() -> None:
+    async with yf.Engine() as engine:
+        web = app(engine, keys=KEYS, specs=[yf.loads(SPEC)], rate_limit=(1000, 1000.0))
+        chunks_in, chunks_out = anyio.create_memory_object_stream[bytes](100)
+        disconnect = anyio.Event()
+        started: list[int] = []
+
+        async def receive() -> dict[str, Any]:
+            await disconnect.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                started.append(message["status"])
+            elif message.get("body"):
+                with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):  # after the end
+                    await chunks_in.send(message["body"])
+
+        scope = {"type": "http", "method": "GET", "path": "/api/v1/items/events", "raw_path": b"/api/v1/items/events",
+                 "query_string": b"", "headers": [(b"authorization", b"Bearer va"), (b"host", b"t")],
+                 "scheme": "http", "server": ("t", 80), "client": ("c", 1), "root_path": "", "http_version": "1.1"}
+        async with (httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://t") as client,
+                    anyio.create_task_group() as tg):
+            with chunks_in, chunks_out:
+                tg.start_soon(web, scope, receive, send)
+                assert await chunks_out.receive() == b": subscribed\n\n"  # subscribed: nothing is missed now
+                assert started == [200]
+                case_id = (await start(client))["id"]
+                await start(client, key="ob")  # another tenant's: not shown
+                text = ""
+                while text.count("event: item.offered") < 2:
+                    text += (await chunks_out.receive()).decode()
+                offered = [d for e, d in sse(text) if e == "item.offered"]
+                assert {d["task"] for d in offered} == {"approve", "withdraw"}
+                assert {d["case"] for d in offered} == {case_id}
+                approve = next(d["item"] for d in offered if d["task"] == "approve")
+                r = await client.post(f"/api/v1/cases/{case_id}/items/{approve}/complete", json={},
+                                      headers=auth("oa"))
+                assert r.status_code == 200, r.text
+                while ("item.completed", "approve") not in (events := [(e, d["task"]) for e, d in sse(text)]):
+                    text += (await chunks_out.receive()).decode()
+                assert events.index(("item.offered", "approve")) < events.index(("item.completed", "approve"))
+                disconnect.set()
