@@ -12,7 +12,9 @@
   ``inline`` (quick, one after another in the loop) and ``thread``; the speed-up with 2 workers
   and the projection for N cores.
 * **scaling** (``pytest benches/test_steal.py --benchmark-only -k scaling``): the fork-join on
-  1, 2, 4, 8 and 16 workers against 1 worker of the same strategy. This VM has 2 cores, so
+  1, 2, 4, 8 and 16 workers against 1 worker of the same strategy; and through the engine, a
+  case whose multiple-instance task runs 64 CPU-bound instances on ``process`` (its instances
+  reach the pool as one batch) with 2 to 16 workers against 1. This VM has 2 cores, so
   beyond 2 workers the rows measure overhead, not speed-up; run it on a bigger machine for the
   curve.
 
@@ -35,12 +37,15 @@ from _kit import LoopHost, Report, Row, compare, fmt_ratio, fmt_speedup, fmt_tim
 from yawlflow._strategies import InlineStrategy, ProcessStrategy, ThreadStrategy
 from yawlflow._strategy import Job
 
-WORK = 7_000  # one job: ~1 ms of pure-Python arithmetic on this machine
+# YAWLFLOW_BENCH_WORK=10 makes every CPU-bound job 10 times longer (for the scaling rows on a
+# machine with many cores, where ~1 ms jobs measure the per-job overhead as much as the speed-up)
+SCALE = float(os.environ.get("YAWLFLOW_BENCH_WORK", "1"))
+WORK = int(7_000 * SCALE)  # one job: ~1 ms of pure-Python arithmetic on this machine
 JOBS = 256
 TINY = 10_000
 TINY_GOAL = 2.0
 MI = 64
-MI_WORK = 35_000  # ~5 ms
+MI_WORK = int(35_000 * SCALE)  # ~5 ms
 CPUS = os.cpu_count() or 1
 
 
@@ -54,6 +59,11 @@ def burn(n: int) -> int:
 
 def tiny(a: int, b: int) -> int:
     return a + b
+
+
+def burn_item(data: dict[str, Any]) -> dict[str, Any]:
+    """An instance of the engine benchmark's multiple-instance task: ~5 ms of CPU."""
+    return {"sum": burn(MI_WORK)}
 
 
 # a worker process imports handlers by name: this module by its plain name (benches/ is on
@@ -187,9 +197,58 @@ def test_scaling(benchmark: Any, report: Report, rounds: int, quick: bool, defau
         _close(default_host, one)
     speedup = base["one"] / ours
     report.add(benchmark, Row(
-        group="scaling", name=f"fork-join {n} x ~1 ms CPU jobs: {kind}, {workers} workers ({CPUS} CPUs here)",
+        group="scaling", name=f"fork-join {n} x ~{SCALE:g} ms CPU jobs: {kind}, {workers} workers ({CPUS} CPUs here)",
         measured=f"{fmt_time(ours)}, {stolen} stolen in all", baseline=f"1 worker {fmt_time(base['one'])}",
         ratio=f"{fmt_ratio(speedup)} 1 worker's speed", goal="", verdict="",
         numbers={"ours_s": ours, "one_worker_s": base["one"], "speedup": speedup, "workers": workers,
                  "kind": kind, "cpus": CPUS, "stolen": stolen},
+    ))
+
+
+ENGINE_MI = """
+yawlflow: 1
+id: mi_burn
+nets:
+  main:
+    input: start
+    output: end
+    tasks:
+      a: {{run: "test_steal:burn_item", strategy: process, instances: {{count: {n}}}, flows: [end]}}
+"""
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("workers", [2, 4, 8, 16])
+def test_engine_mi_scaling(benchmark: Any, report: Report, rounds: int, quick: bool, default_host: LoopHost,
+                           workers: int) -> None:
+    import yawlflow as yf
+
+    n = 16 if quick else MI
+    spec = yf.loads(ENGINE_MI.format(n=n))
+
+    def config(w: int) -> dict[str, Any]:
+        return {"handlers": {"allow": ["test_steal"]}, "execution": {"process": {"workers": w}}}
+
+    def one_case(engine: Any) -> Callable[[], None]:
+        async def run() -> None:
+            result = await (await engine.start(spec)).result()
+            if result.status != "completed":
+                raise AssertionError(f"the benchmark's case ended {result.status}")
+
+        return lambda: default_host.run(run())
+
+    with default_host.engine(config=config(workers)) as wide, default_host.engine(config=config(1)) as one:
+        for run in (one_case(wide), one_case(one)):  # every worker process up
+            run()
+        ours, base = compare(benchmark, one_case(wide), {"one": one_case(one)}, rounds)
+        m = wide.metrics()["strategies"]["process"]
+    speedup = base["one"] / ours
+    report.add(benchmark, Row(
+        group="scaling", name=f"engine: MI task of {n} CPU-bound instances (~{5 * SCALE:g} ms), process, "
+                              f"{workers} workers ({CPUS} CPUs here)",
+        measured=f"{fmt_time(ours)} a case, {m['batches']} batches, {m['stolen']} stolen in all",
+        baseline=f"1 worker {fmt_time(base['one'])}",
+        ratio=f"{fmt_ratio(speedup)} 1 worker's speed", goal="", verdict=f"efficiency {speedup / workers:.0%}",
+        numbers={"ours_s": ours, "one_worker_s": base["one"], "speedup": speedup, "workers": workers,
+                 "cpus": CPUS, "batches": m["batches"], "stolen": m["stolen"]},
     ))

@@ -56,7 +56,7 @@ from ._hooks import HookEvent
 from ._limits import Slots
 from ._runner import Step, TraceRecord
 from ._store import CaseRecord, Store
-from ._strategy import Job
+from ._strategy import Forked, Job, Strategy
 from ._why import Wait, why
 
 if TYPE_CHECKING:
@@ -171,6 +171,7 @@ class Case:
         "_driving",
         "_engine",
         "_finished",
+        "_forks",
         "_forwarding",
         "_held",
         "_history",
@@ -226,6 +227,7 @@ class Case:
         self._timer_scope: anyio.CancelScope | None = None
         self._timer_wakeup: anyio.Event | None = None
         self._children: dict[int, Case] = {}
+        self._forks: dict[int, _Fork] | None = None  # MI task id -> its instances on their way to a pool
         self._finished = False
         self._detached = False
         self._done: anyio.Event | None = None  # made by the host, the only one that waits on it
@@ -922,6 +924,8 @@ class Case:
                 ctx = msgspec.structs.asdict(ctx)  # type: ignore[arg-type]
             job = Job(id=engine._next_job(), handler=task.run.handler, fn=entry.fn,
                       args=(effect.input, ctx) if entry.wants_ctx else (effect.input,), key=effect.key)
+            if task.instances is not None:
+                return await self._submit_instance(self._runner.net.task_ids[effect.task], pool, job)
             return await pool.submit(job)
         args: tuple[Any, ...] = (effect.input, self._context(effect)) if entry.wants_ctx else (effect.input,)
         if entry.is_async:
@@ -929,6 +933,48 @@ class Case:
         if entry.quick:
             return entry.fn(*args)
         return await anyio.to_thread.run_sync(entry.fn, *args, abandon_on_cancel=True)
+
+    async def _submit_instance(self, tid: int, pool: Strategy, job: Job) -> object:
+        """Run one instance of the multiple-instance task ``tid`` on ``pool``, in a batch with its
+        siblings (fork-join: a work-stealing pool spreads a batch over its workers).
+
+        The first instance to get here waits one turn of the loop (a checkpoint, ~3 us, once per
+        batch), so that the siblings started in the same step join it; then they are handed to
+        the pool in one step (:meth:`Strategy.fork`). Each keeps its own outcome, cancel scope,
+        timeout and retries; an instance that comes later (a retry, one added at run time, one
+        that waited for a limit) makes a batch of its own.
+        """
+        forks = self._forks
+        if forks is None:
+            forks = self._forks = {}
+        fork = forks.get(tid)
+        if fork is None:
+            fork = forks[tid] = _Fork()
+            fork.jobs.append(job)
+            try:
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+            finally:
+                del forks[tid]
+                try:
+                    fork.handles = {f.job.id: f for f in pool.fork(fork.jobs)}
+                except Exception as exc:  # shut down, a handler a worker cannot import: every instance's
+                    fork.error = exc
+                fork.ready.set()
+        else:
+            fork.jobs.append(job)
+            try:
+                await fork.ready.wait()
+            except BaseException:  # cancelled: before the hand-over it never goes; after, it is cancelled
+                if fork.handles is None:
+                    fork.jobs.remove(job)
+                elif job.id in fork.handles:
+                    fork.handles[job.id].cancel()
+                raise
+        if fork.error is not None:
+            raise fork.error
+        if fork.handles is None:
+            raise YawlflowInternalError(f"case {self.id}: instance job {job.id} woke before its batch was handed over")
+        return await fork.handles[job.id].result()
 
     async def _run_item(self, effect: StartItem, entry: _Entry, scope: anyio.CancelScope) -> None:
         task = self._runner.net.tasks[self._runner.net.task_ids[effect.task]]
@@ -1215,6 +1261,18 @@ class Case:
                 return self._result()
             await self._wait_change()
 
+
+
+class _Fork:
+    """The instances of one multiple-instance task that reached a pool in the same turn of the loop."""
+
+    __slots__ = ("error", "handles", "jobs", "ready")
+
+    def __init__(self) -> None:
+        self.jobs: list[Job] = []
+        self.handles: dict[int, Forked] | None = None
+        self.error: Exception | None = None
+        self.ready = anyio.Event()
 
 
 class _History:

@@ -61,8 +61,8 @@ from typing import Any, ClassVar, Literal
 import anyio
 
 from ._errors import ConfigError, YawlflowError, YawlflowInternalError
-from ._strategies import JobCancelledError, RemoteHandlerError, WorkerCrashedError, loop_waker
-from ._strategy import Job, StrategyMetrics
+from ._strategies import Deferred, JobCancelledError, RemoteHandlerError, WorkerCrashedError, loop_waker
+from ._strategy import Forked, Job, StrategyMetrics
 
 __all__ = (
     "RayHandlerError",
@@ -552,6 +552,18 @@ class RayStrategy:
             raise error from None
         self._finish(run, ok=True)
         return value
+
+    def fork(self, jobs: Sequence[Job]) -> list[Forked]:
+        """Each job as a :class:`~yawlflow._strategies.Deferred` that becomes a Ray task when
+        awaited: Ray's own scheduler spreads the tasks over its workers, so the batch needs no
+        step of its own here.
+
+        Raises:
+            ConfigError: as :meth:`submit`, checked for every job.
+        """
+        for job in jobs:
+            self._check(job)
+        return [Deferred(self.submit, job) for job in jobs]
 
     async def submit_many(self, jobs: Sequence[Job]) -> list[Any]:
         """Run ``jobs`` as one batch (fork-join): all are handed to Ray first, in order, then

@@ -202,7 +202,8 @@ class Meter:
             self.window.append(seconds)
 
 
-def summarize(meters: Iterable[Meter], *, submitted: int, started: int, cancelled: int) -> StrategyMetrics:
+def summarize(meters: Iterable[Meter], *, submitted: int, started: int, cancelled: int,
+              batches: int = 0) -> StrategyMetrics:
     """One :class:`StrategyMetrics` from ``meters`` and the pool's counters.
 
     Args:
@@ -210,6 +211,7 @@ def summarize(meters: Iterable[Meter], *, submitted: int, started: int, cancelle
         submitted: jobs submitted.
         started: jobs that started running (the meters' jobs, and those still running).
         cancelled: jobs cancelled before they started (counted as failed, never run).
+        batches: submissions of several jobs at once.
     """
     completed = failed = stolen = 0
     total = 0.0
@@ -229,6 +231,7 @@ def summarize(meters: Iterable[Meter], *, submitted: int, started: int, cancelle
         completed=completed,
         failed=failed + cancelled,
         stolen=stolen,
+        batches=batches,
         queue_depth=max(0, submitted - started - cancelled),
         mean_s=total / finished if finished else 0.0,
         p99_s=samples[max(0, math.ceil(0.99 * len(samples)) - 1)] if samples else 0.0,
@@ -328,6 +331,7 @@ class WorkStealingPool(Generic[T]):
         self._current: list[Ticket[T] | None] = [None] * workers
         self._started = 0
         self._cancelled = 0
+        self.batches = 0  # submissions of several items at once from outside (under the injector's lock)
         self._stopping = False
         self._cancelling = False
         self._tls = _Local()
@@ -382,6 +386,8 @@ class WorkStealingPool(Generic[T]):
                     raise ConfigError(f"work-stealing pool {self.name!r} is shut down: it takes no more work")
                 inj.items.extend(tickets)
                 inj.pushed += len(tickets)
+                if len(tickets) > 1:
+                    self.batches += 1
         else:
             self._deques[w].push(tickets)
         self.parking.signal(len(tickets))
@@ -480,7 +486,8 @@ class WorkStealingPool(Generic[T]):
     def metrics(self) -> StrategyMetrics:
         """Counts so far (a snapshot that may lag running workers by a few jobs)."""
         submitted, started, cancelled = self.counts()
-        return summarize(self._meters, submitted=submitted, started=started, cancelled=cancelled)
+        return summarize(self._meters, submitted=submitted, started=started, cancelled=cancelled,
+                         batches=self.batches)
 
     # -- a worker ------------------------------------------------------------------------------
     def steps(self, w: int) -> Generator[Park | None, None, None]:

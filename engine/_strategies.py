@@ -62,9 +62,10 @@ import msgspec
 
 from ._errors import ConfigError, YawlflowError
 from ._steal import Meter, Ticket, WorkStealingPool, summarize
-from ._strategy import Job, StrategyMetrics
+from ._strategy import Forked, Job, StrategyMetrics
 
 __all__ = (
+    "Deferred",
     "InlineStrategy",
     "JobCancelledError",
     "ProcessStrategy",
@@ -248,6 +249,73 @@ async def _gather(calls: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
     return results
 
 
+class Deferred:
+    """A :class:`~yawlflow._strategy.Forked` job that runs when its :meth:`result` is awaited,
+    through the strategy's ``submit``: what ``fork`` hands back where a batch gains nothing
+    (``inline``, whose jobs run in the awaiting tasks; async handlers on ``thread``; Ray, whose
+    own scheduler places each task)."""
+
+    __slots__ = ("_cancelled", "_submit", "job")
+
+    def __init__(self, submit: Callable[[Job], Awaitable[Any]], job: Job) -> None:
+        self._submit = submit
+        self.job = job
+        self._cancelled = False
+
+    async def result(self) -> Any:
+        """Run the job; its value, or its exception raised again.
+
+        Raises:
+            JobCancelledError: :meth:`cancel` was called first.
+        """
+        if self._cancelled:
+            raise JobCancelledError(f"job {self.job.id} (handler {self.job.handler!r}) was cancelled before it started")
+        return await self._submit(self.job)
+
+    def cancel(self) -> None:
+        """Make :meth:`result` refuse to run the job (a running one is cancelled with its task)."""
+        self._cancelled = True
+
+
+class _PoolForked:
+    """One job of a batch queued on a work-stealing pool by ``fork``, with an outcome of its own."""
+
+    __slots__ = ("_call", "_strategy", "job")
+
+    def __init__(self, strategy: _PoolStrategy, call: _Call) -> None:
+        self._strategy = strategy
+        self._call = call
+        self.job = call.job
+
+    async def result(self) -> Any:
+        """Wait for the job; its value, or its exception raised again. Cancelling the awaiting
+        task cancels the job.
+
+        Raises:
+            JobCancelledError: :meth:`cancel`, the strategy's ``cancel`` or a shutdown cancelled it.
+            Exception: what the handler raised.
+        """
+        call = self._call
+        try:
+            await call.batch.event.wait()
+        except BaseException:
+            self.cancel()
+            raise
+        finally:
+            self._strategy._calls.pop(call.job.id, None)
+        if call.batch.error is not None:
+            raise call.batch.error
+        return call.batch.values[0]
+
+    def cancel(self) -> None:
+        """Cancel the job (a no-op once it ended)."""
+        call, strategy = self._call, self._strategy
+        state = strategy.pool.cancel(call.ticket) if call.ticket is not None else None
+        if state is not None:
+            call.batch.record(0, None, JobCancelledError(strategy._cancelled_text(call.job, state == "running")))
+        strategy._calls.pop(call.job.id, None)
+
+
 # -- inline ----------------------------------------------------------------------------------------
 class InlineStrategy:
     """Runs handlers in the caller's task: async ones awaited, sync ones only if quick.
@@ -338,6 +406,16 @@ class InlineStrategy:
         for job in jobs:
             self._admit(job)
         return await _gather([partial(self.submit, job) for job in jobs])
+
+    def fork(self, jobs: Sequence[Job]) -> list[Forked]:
+        """Each job as a :class:`Deferred`: it runs in the task that awaits it.
+
+        Raises:
+            ConfigError: as :meth:`submit`, checked for every job.
+        """
+        for job in jobs:
+            self._admit(job)
+        return [Deferred(self.submit, job) for job in jobs]
 
     def cancel(self, job_id: int) -> bool:
         """Cancel a running job (its ``submit`` raises :class:`JobCancelledError`); whether it was running."""
@@ -440,9 +518,25 @@ class _PoolStrategy(abc.ABC):
         self._check_open(jobs)
         return await self._run_batch(jobs, [self._prepare(job) for job in jobs])
 
-    async def _run_batch(self, jobs: Sequence[Job], items: Sequence[Any]) -> list[Any]:
-        batch = _Batch(len(jobs), loop_waker())
-        calls = [_Call(job, item, batch, i) for i, (job, item) in enumerate(zip(jobs, items, strict=True))]
+    def fork(self, jobs: Sequence[Job]) -> list[Forked]:
+        """Queue ``jobs`` on the pool as one batch (spread over the workers' deques, then stolen
+        back and forth), each with an outcome of its own (see :meth:`Strategy.fork`).
+
+        Raises:
+            ConfigError: the strategy is shut down, or cannot run a job (see the class), checked
+                for every job before any is queued.
+        """
+        if not jobs:
+            return []
+        self._check_open(jobs)
+        items = [self._prepare(job) for job in jobs]
+        wake = loop_waker()
+        calls = [_Call(job, item, _Batch(1, wake), 0) for job, item in zip(jobs, items, strict=True)]
+        self._queue(calls)
+        return [_PoolForked(self, c) for c in calls]
+
+    def _queue(self, calls: Sequence[_Call]) -> None:
+        """Register ``calls`` by job id and queue them on the pool in one step."""
         taken = [c.job.id for c in calls if c.job.id in self._calls]
         if taken or len({c.job.id for c in calls}) != len(calls):
             raise ConfigError(f"{self.name} strategy: job ids must be unique among running jobs "
@@ -452,6 +546,16 @@ class _PoolStrategy(abc.ABC):
         try:
             for c, ticket in zip(calls, self.pool.submit_many(calls), strict=True):
                 c.ticket = ticket
+        except BaseException:
+            for c in calls:
+                self._calls.pop(c.job.id, None)
+            raise
+
+    async def _run_batch(self, jobs: Sequence[Job], items: Sequence[Any]) -> list[Any]:
+        batch = _Batch(len(jobs), loop_waker())
+        calls = [_Call(job, item, batch, i) for i, (job, item) in enumerate(zip(jobs, items, strict=True))]
+        self._queue(calls)
+        try:
             try:
                 await batch.event.wait()
             except BaseException:  # cancelled (or timed out): stop what has not finished
@@ -510,7 +614,8 @@ class _PoolStrategy(abc.ABC):
     def metrics(self) -> StrategyMetrics:
         """The counts so far (a snapshot; running workers may be a few jobs ahead)."""
         meters, submitted, started, cancelled = self._counts()
-        return summarize(meters, submitted=submitted, started=started, cancelled=cancelled)
+        return summarize(meters, submitted=submitted, started=started, cancelled=cancelled,
+                         batches=self.pool.batches)
 
     async def __aenter__(self) -> Self:
         return self
@@ -572,6 +677,20 @@ class ThreadStrategy(_PoolStrategy):
             self._check_open((job,))
             return await self.inline.submit(job)
         return (await self.submit_many((job,)))[0]
+
+    def fork(self, jobs: Sequence[Job]) -> list[Forked]:
+        """As :meth:`_PoolStrategy.fork`; a job of an async handler comes back as a
+        :class:`Deferred` that runs in the task awaiting it.
+
+        Raises:
+            ConfigError: the strategy is shut down, or a job has no ``fn``.
+        """
+        if not jobs:
+            return []
+        self._check_open(jobs)
+        on_loop = {job.id for job in jobs if _is_async(self._fn(job))}
+        pooled = iter(super().fork([job for job in jobs if job.id not in on_loop]))
+        return [Deferred(self.inline.submit, job) if job.id in on_loop else next(pooled) for job in jobs]
 
     async def submit_many(self, jobs: Sequence[Job]) -> list[Any]:
         """As :meth:`_PoolStrategy.submit_many`; async handlers are awaited in this loop meanwhile.

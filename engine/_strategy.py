@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-__all__ = ("Job", "Strategy", "StrategyMetrics")
+__all__ = ("Forked", "Job", "Strategy", "StrategyMetrics")
 
 
 class Job(msgspec.Struct, kw_only=True):
@@ -51,6 +51,8 @@ class StrategyMetrics(msgspec.Struct, kw_only=True):
         completed: jobs that returned.
         failed: jobs that raised (cancelled ones included).
         stolen: jobs a worker took from another worker's deque (work-stealing pools).
+        batches: submissions of several jobs at once (``submit_many``, ``fork``: a
+            multiple-instance task's instances), each handed to the scheduler in one step.
         queue_depth: jobs waiting to start.
         mean_s: the mean run time of finished jobs, in seconds.
         p99_s: the 99th percentile of their run times (over a bounded window of recent jobs).
@@ -61,9 +63,25 @@ class StrategyMetrics(msgspec.Struct, kw_only=True):
     completed: int = 0
     failed: int = 0
     stolen: int = 0
+    batches: int = 0
     queue_depth: int = 0
     mean_s: float = 0.0
     p99_s: float = 0.0
+
+
+class Forked(Protocol):
+    """One job of a batch handed to a strategy by :meth:`Strategy.fork`: await its own outcome."""
+
+    job: Job
+
+    async def result(self) -> Any:
+        """The job's value, or its exception raised again; cancelling the awaiting task cancels
+        the job (as for :meth:`Strategy.submit`)."""
+        ...
+
+    def cancel(self) -> None:
+        """Cancel the job without awaiting it (a no-op once it ended)."""
+        ...
 
 
 @runtime_checkable
@@ -89,6 +107,17 @@ class Strategy(Protocol):
     async def submit_many(self, jobs: Sequence[Job]) -> list[Any]:
         """Run ``jobs`` as one batch (a multiple-instance task's instances: fork-join), their
         values in order; the first exception is raised after the others are cancelled."""
+        ...
+
+    def fork(self, jobs: Sequence[Job]) -> list[Forked]:
+        """Hand ``jobs`` over as one batch (a multiple-instance task's instances) that the
+        scheduler may split between its workers (a work-stealing pool spreads it over its
+        deques, and idle workers steal parts of it), each job with an outcome of its own: one
+        instance's failure neither cancels nor waits for the others.
+
+        Raises:
+            ConfigError: as :meth:`submit`, checked for every job before any is queued.
+        """
         ...
 
     def cancel(self, job_id: int) -> bool:

@@ -90,6 +90,7 @@ class Telemetry:
                                   ("completed", "{job}", "Jobs that returned."),
                                   ("failed", "{job}", "Jobs that raised or were cancelled."),
                                   ("stolen", "{job}", "Jobs a worker stole from another's deque."),
+                                  ("batches", "{batch}", "Batches of several jobs handed over at once."),
                                   ("queue_depth", "{job}", "Jobs waiting to start."),
                                   ("mean_s", "s", "Mean run time of finished jobs."),
                                   ("p99_s", "s", "99th percentile of recent jobs' run times.")):

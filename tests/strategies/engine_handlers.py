@@ -18,3 +18,24 @@ def crash_first(data: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     if ctx["attempt"] == 1:
         os._exit(3)
     return {"attempt": ctx["attempt"]}
+
+
+def square(data: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """One instance of a multiple-instance task: square its item; fail the first attempt of item 3."""
+    attempt = ctx["attempt"] if isinstance(ctx, dict) else ctx.attempt
+    if data["item"] == 3 and attempt == 1:
+        raise ValueError("item 3 fails its first attempt")
+    return {"square": data["item"] ** 2, "pid": os.getpid()}
+
+
+entered = threading.Event()
+release = threading.Event()
+calls: list[int] = []
+
+
+def hold(data: dict[str, Any]) -> dict[str, Any]:
+    """Note the call, say so, and wait (bounded) until the test releases it."""
+    calls.append(data["item"])
+    entered.set()
+    release.wait(30)
+    return {}
