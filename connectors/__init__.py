@@ -13,8 +13,9 @@ full jitter, a circuit breaker and a bulkhead, all on the engine's clock.
 Names are loaded on first use: ``import yawlflow.connectors`` imports neither a plugin nor httpx.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from yawlflow._publish import lazy as _lazy
 from yawlflow._publish import publish as _publish
 
 from ._breaker import BreakerState as BreakerState
@@ -114,16 +115,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'yawlflow.connectors' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module, __name__), name)
-    _publish(__name__, [name], {name: value})
-    globals()[name] = value
-    return value
+__getattr__ = _lazy(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -5,7 +5,7 @@ costs almost nothing: numpy, anyio, PyYAML and CEL load only when a spec or an e
 """
 
 import logging as _logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._errors import ConfigError as ConfigError
 from ._errors import ConnectorError as ConnectorError
@@ -15,6 +15,7 @@ from ._errors import SpecError as SpecError
 from ._errors import StoreError as StoreError
 from ._errors import YawlflowError as YawlflowError
 from ._errors import YawlflowInternalError as YawlflowInternalError
+from ._publish import lazy as _lazy
 from ._publish import publish as _publish
 
 if TYPE_CHECKING:
@@ -82,16 +83,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'yawlflow' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module, __name__), name)
-    _publish(__name__, [name], {name: value})
-    globals()[name] = value
-    return value
+__getattr__ = _lazy(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

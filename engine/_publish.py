@@ -8,12 +8,13 @@ renamed Struct could no longer be decoded or inspected.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import importlib
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import msgspec
 
-__all__ = ("publish",)
+__all__ = ("lazy", "publish")
 
 
 def publish(module: str, names: Iterable[str], namespace: dict[str, Any]) -> None:
@@ -25,3 +26,19 @@ def publish(module: str, names: Iterable[str], namespace: dict[str, Any]) -> Non
         if obj is not None and hasattr(obj, "__module__") and callable(obj):
             with contextlib.suppress(AttributeError, TypeError):  # builtins and C types refuse
                 obj.__module__ = module
+
+
+def lazy(module: str, names: Mapping[str, str], namespace: dict[str, Any]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) that imports ``names`` (public name -> submodule,
+    relative to ``module``) on first use, publishes each and keeps it in ``namespace``."""
+
+    def __getattr__(name: str) -> Any:
+        submodule = names.get(name)
+        if submodule is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(submodule, module), name)
+        publish(module, [name], {name: value})
+        namespace[name] = value
+        return value
+
+    return __getattr__
