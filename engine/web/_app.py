@@ -29,10 +29,12 @@ from starlette.routing import Route
 from .._errors import ConfigError, InvalidEventError, SpecError, StoreError, YawlflowError
 from .._hooks import EVENTS, HookEvent
 from ._auth import ApiKey, Keys, TokenBucket, load_keys
+from ._pages import page_routes
 
 if TYPE_CHECKING:
     from .._case import Case, WorkItem
     from .._engine import Engine
+    from .._show import Overlay
     from .._spec._model import Spec
 
 __all__ = ("ROUTES", "ApiRoute", "HttpProblem", "app", "openapi")
@@ -212,11 +214,16 @@ class Ctx:
             return None
         return hashlib.sha256(f"{what}\0{self.idempotency_key}".encode()).hexdigest()[:48]
 
-    async def json(self) -> Any:
-        """The request body as JSON (empty: ``None``)."""
+    async def body(self) -> bytes:
+        """The request body (over ``MAX_BODY`` bytes: 413)."""
         raw = await self.request.body()
         if len(raw) > MAX_BODY:
             raise HttpProblem(413, "Body too large", f"the body has {len(raw)} bytes; at most {MAX_BODY}")
+        return raw
+
+    async def json(self) -> Any:
+        """The request body as JSON (empty: ``None``)."""
+        raw = await self.body()
         if not raw.strip():
             return None
         try:
@@ -250,7 +257,7 @@ class ApiRoute:
         summary: one line for the document.
         body: the request body's JSON schema (``None``: no body).
         ok: the success status.
-        ok_schema: the success body's JSON schema.
+        ok_schema: the success body's JSON schema (an event stream's: one event's, see ``_sse_event``).
         ok_type: the success body's media type (``text/event-stream``: the handler answers a stream).
         query: query parameters, name to (schema, description).
         errors: the problem statuses it may answer with.
@@ -313,6 +320,13 @@ def _object(body: Any, what: str) -> dict[str, Any]:
     return body
 
 
+def _data(body: dict[str, Any]) -> dict[str, Any]:
+    """The body's ``"data"``: an object, or ``{}`` when left out (``null`` is refused, as documented)."""
+    if "data" in body and body["data"] is None:
+        raise HttpProblem(400, "Bad request", '"data" must be a JSON object; leave it out for none')
+    return _object(body.get("data"), '"data"')
+
+
 def _find_spec(ctx: Ctx, spec_id: str) -> Spec:
     specs = ctx.state.specs
     spec = specs.get((ctx.tenant, spec_id)) or specs.get((None, spec_id))
@@ -336,7 +350,7 @@ async def upload_spec(ctx: Ctx) -> tuple[int, Any]:
     from .._compiled import compile_spec
     from .._spec import loads
 
-    raw = await ctx.request.body()
+    raw = await ctx.body()
     ctype = ctx.request.headers.get("content-type", "")
     spec = loads(raw, source="<upload>", format="json" if "json" in ctype else "yaml")
     compile_spec(spec)
@@ -362,7 +376,7 @@ async def start_case(ctx: Ctx) -> tuple[int, Any]:
     spec_id = body.get("spec")
     if not isinstance(spec_id, str):
         raise HttpProblem(400, "Bad request", 'the body needs "spec": the id of an uploaded spec')
-    data = _object(body.get("data"), '"data"')
+    data = _data(body)
     spec = _find_spec(ctx, spec_id)
     case = await ctx.engine.start(spec, data, tenant=ctx.tenant, key=ctx.engine_key("start"))
     ctx.state.poke(case.id, ctx.tenant)
@@ -421,7 +435,7 @@ async def signal_case(ctx: Ctx) -> tuple[int, Any]:
     name = body.get("signal")
     if not isinstance(name, str) or not name:
         raise HttpProblem(400, "Bad request", 'the body needs "signal": the signal\'s name')
-    await case.signal(name, _object(body.get("data"), '"data"'), key=ctx.engine_key(f"signal/{case.id}"))
+    await case.signal(name, _data(body), key=ctx.engine_key(f"signal/{case.id}"))
     ctx.state.poke(case.id, ctx.tenant)
     return 202, _case(case, full=False)
 
@@ -592,6 +606,70 @@ async def item_events(ctx: Ctx) -> tuple[int, Any]:
     return _stream(ctx, _ItemEvents(hub, sub, engine, tenant, marks))
 
 
+# -- the key, a case's marking, a net's picture (what the worklist page reads) ----------------------
+
+SVG = "image/svg+xml"
+_SVG_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+async def whoami(ctx: Ctx) -> tuple[int, Any]:
+    """The key's name, role and tenant: whether a key is known, and what it may do."""
+    return 200, {"name": ctx.key.name, "role": ctx.key.role, "tenant": ctx.key.tenant}
+
+
+def _overlay(case: Case) -> Overlay:
+    from .._show import overlay_of
+
+    return overlay_of(case._runner.net.place_names, case._state, case.trace)
+
+
+async def case_marking(ctx: Ctx) -> tuple[int, Any]:
+    """The case's marking: tokens per condition (an implicit one named ``c{from_to}``), its live
+    items counted by task and state, and how many items of each task completed."""
+    case = ctx.case(ctx.request.path_params["case_id"])
+    overlay = _overlay(case)
+    return 200, {"case": case.id, "net": case.net, "status": case.status, "tokens": overlay.tokens,
+                 "live": overlay.live, "done": overlay.done}
+
+
+async def spec_picture(ctx: Ctx) -> tuple[int, Any]:
+    """The spec's nets drawn as SVG in YAWL notation, as ``yawlflow show --format svg`` draws them;
+    with ``?case=ID``, that case over its net: its tokens, live items, completed tasks and the path
+    it took. Needs Graphviz's ``dot`` on the server: without it, 503."""
+    from .._show import to_dot
+
+    spec_id = ctx.request.path_params["spec_id"]
+    case_id = ctx.request.query_params.get("case")
+    if case_id is None:
+        dot_text = to_dot(_find_spec(ctx, spec_id))
+    else:
+        case = ctx.case(case_id)
+        if case.spec_id != spec_id:
+            raise HttpProblem(404, "Not found", f"case {case_id!r} runs spec {case.spec_id!r}, not {spec_id!r} "
+                              f"(its picture: {PREFIX}/specs/{case.spec_id}/picture?case={case_id})")
+        dot_text = to_dot(case._spec.spec, case.net, overlay=_overlay(case))
+    return 200, Response(await _svg(dot_text), media_type=SVG, headers=_SVG_HEADERS)
+
+
+async def _svg(dot_text: str) -> bytes:
+    """``dot_text`` rendered by Graphviz's ``dot -Tsvg`` (in a child process; the loop runs on)."""
+    import shutil
+
+    dot = shutil.which("dot")
+    if dot is None:
+        raise HttpProblem(503, "Graphviz missing", "drawing a net needs Graphviz's dot on the server: install "
+                          "graphviz (apt install graphviz / brew install graphviz), then ask again")
+    try:
+        with anyio.fail_after(60):
+            done = await anyio.run_process([dot, "-Tsvg"], input=dot_text.encode(), check=False)
+    except TimeoutError:
+        raise HttpProblem(503, "Drawing failed", f"{dot} -Tsvg took longer than 60s") from None
+    if done.returncode != 0:
+        raise HttpProblem(503, "Drawing failed", f"dot failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
+
+
 # -- the route table --------------------------------------------------------------------------------
 
 _OBJ: dict[str, Any] = {"type": "object"}
@@ -601,9 +679,27 @@ _PAGE: dict[str, tuple[dict[str, Any], str]] = {
     "limit": ({"type": "integer", "minimum": 1, "maximum": 500}, "page size (default 50)"),
     "cursor": ({"type": "string"}, "next_cursor of the page before")}
 
+
+def _sse_event(events: Iterable[str] | None = None) -> dict[str, Any]:
+    """The schema of one event of a ``text/event-stream`` body: an object of the event's fields, as
+    OpenAPI 3.2 (``itemSchema``) and the media type registry model an event, and as tools read the
+    ``schema`` of an event stream in a 3.1 document. ``data`` is JSON: a trace record (``event:
+    overflow``: ``{detail}``)."""
+    event: dict[str, Any] = {"type": "string"}
+    if events is not None:
+        event["enum"] = [*events, "overflow"]
+    return {"type": "object", "required": ["event", "data"],
+            "properties": {"id": {"type": "string", "description": "a case stream's: the record's position in "
+                                                                   "the trace (for Last-Event-ID)"},
+                           "event": event,
+                           "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": _OBJ}}}
+
+
 ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("POST", "/specs", "admin", upload_spec, "Upload a spec (YAML or JSON)", ok=201,
-             body={"type": "string", "description": "the spec's text"},
+             body={"type": "object", "description": "the spec, as in a spec file", "required": ["nets"],
+                   "properties": {"yawlflow": {"type": "integer", "description": "the format version: 1"},
+                                  "id": {"type": "string"}, "root": {"type": "string"}, "nets": _OBJ}},
              body_types=("application/yaml", "application/json"), errors=(400, 422)),
     ApiRoute("GET", "/specs", "viewer", list_specs, "List the specs"),
     ApiRoute("GET", "/specs/{spec_id}", "viewer", show_spec, "Show a spec", errors=(404,)),
@@ -618,17 +714,18 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("POST", "/cases/{case_id}/cancel", "operator", cancel_case, "Cancel a case", errors=(404, 409)),
     ApiRoute("POST", "/cases/{case_id}/signals", "operator", signal_case, "Send a signal to a case", ok=202,
              body={"type": "object", "required": ["signal"],
-                   "properties": {"signal": {"type": "string"}, "data": _OBJ}}, errors=(400, 404, 409)),
+                   "properties": {"signal": {"type": "string", "minLength": 1}, "data": _OBJ}},
+             errors=(400, 404, 409)),
     ApiRoute("GET", "/items", "viewer", list_items, "List the work items of the tenant's cases",
              query={"state": ({"type": "string", "enum": list(ITEM_STATES)}, "only items in this state"), **_PAGE},
              errors=(400,)),
     ApiRoute("GET", "/cases/{case_id}/events", "viewer", case_events,
-             "Stream the case's trace records (Server-Sent Events)", ok_type=SSE, ok_schema={"type": "string"},
+             "Stream the case's trace records (Server-Sent Events)", ok_type=SSE, ok_schema=_sse_event(),
              query={"after": ({"type": "integer", "minimum": 0}, "only records after this id (or Last-Event-ID)")},
              errors=(400, 404)),
     ApiRoute("GET", "/items/events", "viewer", item_events,
              "Stream the tenant's work item changes (Server-Sent Events)", ok_type=SSE,
-             ok_schema={"type": "string"}),
+             ok_schema=_sse_event(ITEM_EVENTS)),
     ApiRoute("POST", "/cases/{case_id}/items/{item_id}/start", "operator", _item_action("start"),
              "Start a work item", errors=(404, 409)),
     ApiRoute("POST", "/cases/{case_id}/items/{item_id}/complete", "operator", _item_action("complete"),
@@ -636,6 +733,16 @@ ROUTES: tuple[ApiRoute, ...] = (
              errors=(400, 404, 409)),
     ApiRoute("POST", "/cases/{case_id}/items/{item_id}/cancel", "operator", _item_action("cancel"),
              "Cancel (withdraw) a work item", errors=(404, 409)),
+    ApiRoute("GET", "/me", "viewer", whoami, "Show the key's name, role and tenant",
+             ok_schema={"type": "object", "required": ["name", "role", "tenant"],
+                        "properties": {"name": {"type": "string"}, "role": {"type": "string"},
+                                       "tenant": {"type": "string"}}}),
+    ApiRoute("GET", "/cases/{case_id}/marking", "viewer", case_marking,
+             "Show a case's marking (tokens, live items, completed tasks)", errors=(404,)),
+    ApiRoute("GET", "/specs/{spec_id}/picture", "viewer", spec_picture,
+             "Draw a spec's nets as SVG, optionally with a case over its net", ok_type=SVG,
+             ok_schema={"type": "string"},
+             query={"case": ({"type": "string"}, "draw this case (of this spec) over its net")}, errors=(404,)),
 )
 
 
@@ -662,11 +769,15 @@ def openapi() -> dict[str, Any]:
         params += [{"name": n, "in": "query", "required": False, "schema": s, "description": d}
                    for n, (s, d) in r.query.items()]
         if r.method == "POST":
-            params.append({"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
+            params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                           "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                            "description": "a repeat with the same key returns the first answer and changes nothing"})
         responses: dict[str, Any] = {str(r.ok): {"description": "success",
                                                  "content": {r.ok_type: {"schema": r.ok_schema}}}}
-        for status in sorted({*r.errors, 401, 403, 429, 503}):
+        always = {401, 403, 429, 503} | ({400} if r.method == "POST" else set())  # POST: a bad Idempotency-Key
+        if r.body is not None:
+            always.add(413)  # a body over MAX_BODY
+        for status in sorted({*r.errors, *always}):
             responses[str(status)] = {"description": _TITLES[status], "content": {PROBLEM: {"schema": problem}}}
         op: dict[str, Any] = {
             "operationId": r.method.lower() + "_" + r.path.strip("/").replace("/", "_").translate(_BRACES),
@@ -674,7 +785,7 @@ def openapi() -> dict[str, Any]:
             "security": [{"bearer": []}], "x-role": r.role, "parameters": params, "responses": responses,
         }
         if r.body is not None:
-            op["requestBody"] = {"required": r.method == "POST" and r.path == "/specs",
+            op["requestBody"] = {"required": bool(r.body.get("required")),  # a body with required fields
                                  "content": {t: {"schema": r.body} for t in r.body_types}}
         paths.setdefault(PREFIX + r.path, {})[r.method.lower()] = op
     return {
@@ -707,7 +818,7 @@ def _endpoint(route: ApiRoute, state: _State) -> Callable[[Request], Awaitable[R
             if not key.may(route.role):
                 raise HttpProblem(403, "Forbidden", f"a {key.role} key may not {route.summary.lower()} "
                                   f"(it needs {route.role})")
-            idem = request.headers.get("idempotency-key")
+            idem = request.headers.get("idempotency-key") if route.method == "POST" else None  # a GET is never replayed
             if idem is not None and not 0 < len(idem) <= 200:
                 raise HttpProblem(400, "Bad request", "Idempotency-Key must have 1 to 200 characters")
             remembered = (key.tenant, f"{route.method} {request.url.path}", idem) if idem else None
@@ -761,8 +872,9 @@ def app(
         engine: the engine to serve.
         keys: the API keys: a mapping or a ``keys.yaml`` path (see :func:`yawlflow.web.load_keys`).
         specs: specs every tenant may start (more are uploaded with ``POST /api/v1/specs``).
-        own_engine: the app enters ``engine`` in its lifespan (and on shutdown calls
-            ``engine.stop()`` and leaves it, draining running items); ``False`` (the default): the
+        own_engine: the app enters ``engine`` in its lifespan, resumes the unfinished cases of
+            its store (a restarted server carries on where it stopped), and on shutdown calls
+            ``engine.stop()`` and leaves it, draining running items; ``False`` (the default): the
             embedder runs the engine (``async with engine:``) around serving the app.
         rate_limit: per key, ``(burst, per_second)`` of its token bucket.
         clock: the rate limiter's clock, seconds (default ``time.monotonic``).
@@ -786,6 +898,7 @@ def app(
         return HttpProblem(status, title, f"{request.method} {request.url.path}: no such route").response()
 
     routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
+    routes.extend(page_routes())  # the worklist page: /, /cases/{case_id}, /static/...
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -794,6 +907,7 @@ def app(
             return
         async with engine:
             try:
+                await engine.resume()  # a durable store: the cases a stopped server left carry on
                 yield
             finally:
                 engine.stop()

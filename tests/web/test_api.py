@@ -115,6 +115,8 @@ async def test_problem_details(client: httpx.AsyncClient) -> None:
     assert r.status_code == 422
     r = await client.post("/api/v1/cases", json={"spec": "orders_external", "data": [1]}, headers=auth("oa"))
     assert r.status_code == 400
+    r = await client.post("/api/v1/cases", json={"spec": "orders_external", "data": None}, headers=auth("oa"))
+    assert r.status_code == 400 and '"data" must be a JSON object' in r.json()["detail"]
     r = await client.post("/api/v1/cases", content=b"{", headers=auth("oa"))
     assert r.status_code == 400
     r = await client.post("/api/v1/cases", json={"spec": "nope"}, headers=auth("oa"))
