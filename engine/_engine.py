@@ -184,6 +184,7 @@ class Engine:
         # per compiled net: its runner (pure, shared) and a blank state every new case clones
         self._runners: dict[tuple[int, str], tuple[NetRunner, CaseState]] = {}
         self._cases: dict[str, Case] = {}
+        self._opening: dict[str, anyio.Event] = {}  # keyed starts not yet past their first step
         self._tg: anyio.abc.TaskGroup | None = None
         # the first store failure while running: from then on nothing is written or applied (the
         # in-memory state may be ahead of the log); API calls and waiters raise it; resume elsewhere
@@ -610,18 +611,24 @@ class Engine:
         # a case whose start was not acknowledged (and that a caller would start again).
         store = self.store
         started = case._started(payload)
+        opening = self._opening[case.id] = anyio.Event() if key is not None else None
         try:
-            seq = store.append(case.id, started)
-            await store.durable()
-        except BaseException as exc:
-            self._cases.pop(case.id, None)
-            if isinstance(exc, StoreError):
-                self._store_failed(exc)
-            raise
-        # what it does next is written like a handler's result: soon. A failure of that is recorded
-        # (the engine writes no more); the start is on disk: the case resumes from there
-        with contextlib.suppress(StoreError):
-            case._open_logged(started, seq)
+            try:
+                seq = store.append(case.id, started)
+                await store.durable()
+            except BaseException as exc:
+                self._cases.pop(case.id, None)
+                if isinstance(exc, StoreError):
+                    self._store_failed(exc)
+                raise
+            # what it does next is written like a handler's result: soon. A failure of that is recorded
+            # (the engine writes no more); the start is on disk: the case resumes from there
+            with contextlib.suppress(StoreError):
+                case._open_logged(started, seq)
+        finally:
+            if opening is not None:  # a repeat of this start waiting in _started_before answers now
+                del self._opening[case.id]
+                opening.set()
         return case
 
     def _new_case(self, compiled: CompiledSpec, tenant: str | None) -> Case:
@@ -647,6 +654,9 @@ class Engine:
         acknowledged): the caller starts the case now.
         """
         await self._ack()
+        opening = self._opening.get(case_id)
+        if opening is not None:  # the first start is on disk but has not applied its first step yet
+            await opening.wait()
         try:
             case = self.case(case_id)
         except UnstartedCaseError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from kit import sqlite_url
 
@@ -149,6 +150,45 @@ async def test_keys_survive_a_restart_of_a_durable_store(db: Path) -> None:
         assert [r.case for r in await engine.cases()] == [case_id]
     assert result.status == "completed"
     assert result.data == {"x": 1, "y": 2}
+
+
+async def test_a_concurrent_repeat_of_a_durable_start_answers_once_the_first_step_is_applied(db: Path) -> None:
+    # The repeat must not answer with a case that has not taken its first step (no offered items,
+    # an empty trace). The store holds the first start just after its commit until every task
+    # waits: the repeat, finding the start on disk, would answer there and then.
+    spec = yf.loads(TWO_STEPS)
+    async with yf.Engine(store=sqlite_url(db)) as engine:
+        store = engine.store
+        real, gate, calls = store.durable, anyio.Event(), [0]
+
+        async def durable() -> None:
+            calls[0] += 1
+            first = calls[0] == 1
+            await real()
+            if first:
+                await gate.wait()
+
+        seen: list[tuple[str, list[str]]] = []
+
+        async def start() -> None:
+            case = await engine.start(spec, key="order-1")
+            seen.append((case.id, [i.task for i in case.work_items()]))
+
+        async def release() -> None:
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+
+        store.durable = durable  # type: ignore[method-assign]
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(start)
+                tg.start_soon(start)
+                tg.start_soon(release)
+        finally:
+            store.durable = real  # type: ignore[method-assign]
+        (first, items), (again, items_again) = seen
+        assert again == first
+        assert items == items_again == ["a"]
 
 
 async def test_a_start_key_names_one_case_per_tenant_and_spec() -> None:
