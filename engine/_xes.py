@@ -33,7 +33,7 @@ resuming map to *suspend* and *resume*. ``yawlflow:event`` keeps the exact recor
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
@@ -176,8 +176,11 @@ def root_cases(store: Store, *, cases: Sequence[str] | None = None, status: str 
     return [r for r in store.records() if r.parent is None and r.status in wanted]
 
 
-def stored_case(store: Store, record: CaseRecord) -> StoredCase:
+def stored_case(store: Store, record: CaseRecord, *, known: Collection[str] | None = None) -> StoredCase:
     """Read case ``record`` and its sub-cases back from ``store``: its trace and each record's time.
+
+    ``known``: the ids of every case in ``store``, when the caller reads many cases (else each
+    call lists the store's cases again: an export of n cases would read n x n records).
 
     A sub-case whose log does not fold all the way (a record the runner refuses) ends its part of
     the trace there, as in ``Case.trace``.
@@ -205,7 +208,8 @@ def stored_case(store: Store, record: CaseRecord) -> StoredCase:
             hit = runners[net] = (runner, runner.initial_state(CaseStarted(case="", net=net)))
         return hit
 
-    known = {r.case for r in store.records()}
+    if known is None:
+        known = {r.case for r in store.records()}
     logs: dict[str, list[Event]] = {}
 
     def load(case: str) -> list[Event] | None:

@@ -1352,7 +1352,7 @@ def _export(args: argparse.Namespace) -> int:
             if args.format == "history":
                 from ._replay import ReplayError, dump_log, record
 
-                stored = stored_case(store, chosen[0])
+                stored = stored_case(store, chosen[0], known=known)
                 try:
                     payload = dump_log(record(stored.spec, store, stored.record.case, stored.trace)) + b"\n"
                 except ReplayError as exc:
@@ -1366,7 +1366,7 @@ def _export(args: argparse.Namespace) -> int:
                 tz = datetime.UTC if args.timezone == "utc" else datetime.datetime.now().astimezone().tzinfo
                 assert tz is not None  # noqa: S101 - astimezone() always sets one
                 pieces: list[bytes] = []
-                summary = write_xes(pieces.append, (stored_case(store, r) for r in chosen), tz=tz,
+                summary = write_xes(pieces.append, (stored_case(store, r, known=known) for r in chosen), tz=tz,
                                     include_data=args.with_data)
                 _write_output(args.output, pieces)
                 what = (f"{summary.traces} trace{'s' * (summary.traces != 1)}, {summary.events} "
