@@ -44,6 +44,9 @@ PROBLEM = "application/problem+json"
 MAX_BODY = 4 * 1024 * 1024
 ITEM_STATES = ("enabled", "offered", "started", "completed", "cancelled", "failed")
 CASE_STATUSES = ("running", "suspended", "completed", "failed", "cancelled")
+ANSWERS = 10_000
+"""Answers to idempotent POSTs kept to replay (the oldest go first). A repeat whose answer went
+still changes nothing: the engine keeps every call's key in the case's log."""
 SSE = "text/event-stream"
 SSE_BUFFER = 256
 """Wake-ups a stream subscriber may have pending; one more and it is dropped (``event: overflow``)."""
@@ -837,6 +840,8 @@ def _endpoint(route: ApiRoute, state: _State) -> Callable[[Request], Awaitable[R
             body = orjson.dumps(payload, default=str)
             if remembered is not None:
                 state.answers[remembered] = (status, body)
+                if len(state.answers) > ANSWERS:  # the oldest goes: a repeat of it reaches the engine,
+                    del state.answers[next(iter(state.answers))]  # whose own keys make it a no-op
             return Response(body, status_code=status, media_type="application/json", headers=headers)
         except HttpProblem as problem:
             problem.headers = {**headers, **problem.headers}
