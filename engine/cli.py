@@ -323,7 +323,11 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--config", metavar="FILE", help=f"the engine configuration (default: ${CONFIG_ENV}, ./{CONFIG_FILE})"
     )
-    serve.add_argument("--keys", metavar="FILE", default="keys.yaml", help="the API keys file (default: keys.yaml)")
+    serve.add_argument(
+        "--keys", metavar="FILE",
+        help="the API keys file (default: ./keys.yaml; with none there, on a loopback address, a one-time admin "
+             "key of tenant 'default' is made and printed)",
+    )
     serve.add_argument("--spec", metavar="SPEC", action="append", default=[], help="a spec every tenant may start")
     return parser
 
@@ -911,15 +915,42 @@ def _serve(args: argparse.Namespace) -> int:
     config = _load_config(config_path) if config_path is not None else {}
     specs = [_load_spec(path) for path in args.spec]
     _check_store_path(args.store, must_exist=False)
-    if not os.path.isfile(args.keys):
-        raise _BadInput(f"{args.keys}: --keys: no such file (docs/serve.md shows its shape)")
+    keys = _serve_keys(args)
     try:
-        web = app(Engine(store=args.store, config=config), keys=args.keys, specs=specs, own_engine=True)
+        web = app(Engine(store=args.store, config=config), keys=keys, specs=specs, own_engine=True)
     except ConfigError as exc:
         raise _BadInput(str(exc)) from None
     with _handler_path(config_path, config):
         uvicorn.run(web, host=args.host, port=args.port, lifespan="on")
     return EXIT_COMPLETED
+
+
+def _serve_keys(args: argparse.Namespace) -> str | dict[str, Any]:
+    """``serve``'s API keys: ``--keys``, else ./keys.yaml, else (on a loopback address only) one
+    admin key of tenant ``default`` made now, printed once, and kept nowhere (a first run)."""
+    import ipaddress
+    import secrets
+
+    from .web import hash_key
+
+    if args.keys is not None:
+        if not os.path.isfile(args.keys):
+            raise _BadInput(f"{args.keys}: --keys: no such file (docs/serve.md shows its shape)")
+        return str(args.keys)
+    if os.path.isfile("keys.yaml"):
+        return "keys.yaml"
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise _BadInput(f"serve --host {args.host}: no keys.yaml here and no --keys: a server others can reach needs "
+                        "lasting keys; make a keys file (docs/serve.md shows how) and pass --keys FILE")
+    plain = secrets.token_urlsafe(24)
+    print(f"yawlflow serve: no keys file, so this run's admin key (tenant 'default') is\n\n    {plain}\n\n"
+          f"It lasts until the server stops. Open http://{args.host}:{args.port}/ and log in with it; for lasting "
+          "keys, roles and tenants, write keys.yaml (docs/serve.md).", file=sys.stderr, flush=True)
+    return {"keys": {"admin": {"sha256": hash_key(plain), "role": "admin", "tenant": "default"}}}
 
 
 def _check_store_path(url: str, *, must_exist: bool) -> None:

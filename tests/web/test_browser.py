@@ -12,12 +12,9 @@ Skipped, with the reason, where Playwright is not installed or there is no Chrom
 from __future__ import annotations
 
 import os
-import queue
 import re
 import shutil
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from serving import serving
 
 from yawlflow.web import hash_key
 
@@ -50,9 +48,6 @@ KEYS = {
     "globex-person": ("operator", "globex"),
     "globex-robot": ("operator", "globex"),
 }
-STARTUP = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
-
-
 @dataclass
 class Server:
     """``yawlflow serve`` in a child process: its URL, and a client for a key of its."""
@@ -77,40 +72,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     keys.write_text("keys:\n" + "".join(f"  {plain}:\n    sha256: {hash_key(plain)}\n    role: {role}\n"
                                         f"    tenant: {tenant}\n" for plain, (role, tenant) in KEYS.items()))
     cmd = [sys.executable, "-m", "yawlflow", "serve", "--port", "0", "--keys", str(keys), "--spec", str(EXAMPLE)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    lines: queue.Queue[str | None] = queue.Queue()
-    output: list[str] = []
-
-    def drain() -> None:  # read every line, so that the child never blocks on a full pipe
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line)
-            lines.put(line)
-        lines.put(None)
-
-    reader = threading.Thread(target=drain, name="serve-output", daemon=True)
-    reader.start()
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=60)
-            except queue.Empty:
-                pytest.fail(f"{' '.join(cmd)}: no 'Uvicorn running on' line within 60 s:\n{''.join(output)}")
-            if line is None:
-                pytest.fail(f"{' '.join(cmd)} exited ({proc.wait()}) before serving:\n{''.join(output)}")
-            if found := STARTUP.search(line):
-                break
-        yield Server(url=found.group(1), output=output)
-    finally:
-        proc.terminate()  # SIGTERM: uvicorn stops, the app's lifespan stops and leaves the engine
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with serving(cmd) as served:
+        yield Server(url=served.url, output=served.output)
 
 
 @pytest.fixture(scope="module")

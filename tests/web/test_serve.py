@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from serving import serving
 
 import yawlflow as yf
 from yawlflow.cli import EXIT_BAD_INPUT, main
@@ -51,3 +54,28 @@ def test_serve_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[s
     bad.write_text("keys:\n  x: {sha256: nothex, role: admin, tenant: t}\n")
     assert main(["serve", "--keys", str(bad)]) == EXIT_BAD_INPUT
     assert "sha256" in capsys.readouterr().err
+
+
+def test_a_first_run_without_keys_prints_a_one_time_admin_key(tmp_path: Path) -> None:
+    # the README's one command: no keys.yaml in the folder, so the server makes a key and says it
+    cmd = [sys.executable, "-m", "yawlflow", "serve", "--port", "0", "--spec", str(EXAMPLE)]
+    with serving(cmd, cwd=tmp_path) as served:
+        said = "".join(served.output)
+        found = re.search(r"admin key \(tenant 'default'\) is\s+(\S+)", said)
+        assert found is not None, said
+        headers = {"Authorization": f"Bearer {found.group(1)}"}
+        with httpx.Client(base_url=served.url + "/api/v1", timeout=30) as client:
+            me = client.get("/me", headers=headers)
+            assert me.status_code == 200 and me.json()["role"] == "admin" and me.json()["tenant"] == "default"
+            started = client.post("/cases", json={"spec": "orders_external"}, headers=headers)
+            assert started.status_code == 201, started.text
+            assert client.get("/me", headers={"Authorization": "Bearer guess"}).status_code == 401
+    assert not (tmp_path / "keys.yaml").exists()  # the key was kept nowhere
+
+
+def test_a_server_others_can_reach_needs_a_keys_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--host", "0.0.0.0"]) == EXIT_BAD_INPUT  # noqa: S104 - refused, never bound
+    err = capsys.readouterr().err
+    assert "serve --host 0.0.0.0: no keys.yaml here" in err and "--keys FILE" in err
