@@ -1284,7 +1284,7 @@ class _History:
     twice. The engine resolves every history before it closes its store.
     """
 
-    __slots__ = ("_engine", "_net", "_root", "_spec", "_store", "_traces", "marks")
+    __slots__ = ("__weakref__", "_engine", "_net", "_root", "_spec", "_store", "_traces", "marks")
 
     def __init__(self, engine: Engine, store: Store, spec: CompiledSpec, root: str, net: str) -> None:
         self._engine = engine

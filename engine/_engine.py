@@ -26,6 +26,7 @@ import inspect
 import logging
 import os
 import random
+import weakref
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -65,6 +66,10 @@ _log = logging.getLogger(__name__)
 CaseInfo = CaseRecord
 
 _UNFINISHED = ("running", "suspended")
+KEEP_FINISHED = 10_000
+"""With a durable store, the engine forgets its finished case trees once it holds this many cases
+(or twice as many as were left after the last sweep); the store keeps them, and
+``engine.case(id)`` reads one back."""
 """Store statuses of the cases that have not ended (a suspended case is folded back like a running one)."""
 
 
@@ -144,7 +149,10 @@ class Engine:
         self._store: Store | None = None if self._durable_store else MemoryStore()
         self._snap_every = 0  # the open store's snapshot_every (0: the memory store, no snapshots)
         self._no_snapshot: set[str] = set()  # cases whose state would not encode: their log suffices
-        self._histories: list[_History] = []  # of the cases folded back: resolved before the store closes
+        # of the cases folded back and still held (by the engine or a caller): resolved before the store closes
+        self._histories: weakref.WeakSet[_History] = weakref.WeakSet()
+        self._sweep_at = KEEP_FINISHED  # a durable store: drop finished case trees once this many are held
+        self._sweeping = False
         self._dormant: dict[str, _Tree] = {}  # trees folded back but not yet carried on, by root id
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.seed = seed
@@ -200,7 +208,8 @@ class Engine:
 
         Returns:
             ``{"strategies": {name: StrategyMetrics fields}, "cases": {"running", "suspended",
-            "finished"}, "items": {"running", "queued"}, "hooks": {"called", "failed"}, "limits":
+            "finished"} (the cases this engine holds; with a durable store it forgets finished ones
+            in sweeps, see ``KEEP_FINISHED``), "items": {"running", "queued"}, "hooks": {"called", "failed"}, "limits":
             {gate: {"held", "limit", "waiting"}}}``.
         """
         running = suspended = finished = items = 0
@@ -434,7 +443,7 @@ class Engine:
         store = self._store
         with anyio.CancelScope(shield=True):
             try:
-                for history in self._histories:
+                for history in list(self._histories):
                     try:
                         history.resolve()
                     except StoreError as exc:  # the log went bad meanwhile: the trace stays short
@@ -821,7 +830,7 @@ class Engine:
             tree.orphans.insert(0, root)
         for case in tree.cases:
             self._register(case)
-        self._histories.append(history)
+        self._histories.add(history)
         self._dormant[record.case] = tree
         return tree
 
@@ -902,7 +911,7 @@ class Engine:
             history.marks[record.case] = folded.length
         case._finished = case._state.status != "running"
         case._history = history
-        self._histories.append(history)
+        self._histories.add(history)
         self._register(case)
         return case
 
@@ -1035,6 +1044,31 @@ class Engine:
 
     def _register(self, case: Case) -> None:
         self._cases[case.id] = case
+        if len(self._cases) >= self._sweep_at and self._durable_store and not self._sweeping and self._tg is not None:
+            self._sweeping = True
+            self._tg.start_soon(self._sweep)
+
+    async def _sweep(self) -> None:
+        """Forget the finished case trees (a long-running server would hold every case it ran).
+
+        Only with a durable store, and only once their end is on disk: ``engine.case(id)`` then
+        folds a finished case back from the store (a read-only handle, with its trace, data and
+        idempotency keys). Handles that callers hold stay as they are. The next sweep comes when
+        twice as many cases as are left are held (at least ``KEEP_FINISHED``): amortised O(1).
+        """
+        try:
+            # not an abandoned tree: another engine runs it now, and its handle here says so
+            done = [(cid, case) for cid, case in self._cases.items()
+                    if case._root._finished and not case._root._abandoned]
+            await self._ack()  # their statuses were written before this: now they are durable
+            for cid, case in done:
+                if self._cases.get(cid) is case:
+                    del self._cases[cid]
+        except StoreError:
+            pass  # the engine stopped writing (it says so on every call); keep what it holds
+        finally:
+            self._sweep_at = max(KEEP_FINISHED, 2 * len(self._cases))
+            self._sweeping = False
 
     def _compile(self, spec: Spec) -> CompiledSpec:
         hit = self._compiled.get(id(spec))

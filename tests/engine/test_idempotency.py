@@ -231,3 +231,35 @@ async def test_a_bad_key_is_refused_before_anything_changes(key: Any) -> None:
             await engine.start(yf.loads(TWO_STEPS), key=key)
         assert case.trace == before
         assert len(await engine.cases()) == 1
+
+
+async def test_a_durable_engine_forgets_finished_cases_and_reads_them_back(db: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # a server runs for days: the engine must not hold every case it ever ran
+    from yawlflow import _engine
+
+    monkeypatch.setattr(_engine, "KEEP_FINISHED", 8)
+    spec = yf.loads(TWO_STEPS)
+    async with yf.Engine(store=sqlite_url(db)) as engine:
+        engine._sweep_at = 8
+        waiting = await engine.start(spec, key="waits")
+        ended: dict[str, list[dict[str, Any]]] = {}
+        a_items: dict[str, int] = {}
+        for n in range(30):
+            case = await engine.start(spec, key=f"order-{n}")
+            a_items[case.id] = offered(case, "a").id
+            await case.complete(a_items[case.id], {"n": n}, key=f"a-{n}")
+            await case.complete(offered(case, "b").id, {}, key=f"b-{n}")
+            ended[case.id] = case.trace
+            await anyio.wait_all_tasks_blocked()  # a sweep that was due has run
+        held = len(engine._cases)
+        assert held < 30  # swept: about twice what a sweep left, never all of them
+        assert engine.case(waiting.id) is waiting  # a running case is never forgotten
+        for case_id, trace in ended.items():
+            again = engine.case(case_id)  # folded back from the store if it was forgotten
+            assert again.status == "completed" and again.trace == trace
+        first = next(iter(ended))
+        same = await engine.start(spec, key="order-0")  # the keys are in the log: still the same case
+        assert same.id == first
+        await engine.case(first).complete(a_items[first], {"n": 0}, key="a-0")  # a repeat of a call: a no-op
+        assert engine.case(first).trace == ended[first]
