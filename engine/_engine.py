@@ -620,7 +620,9 @@ class Engine:
         # a case whose start was not acknowledged (and that a caller would start again).
         store = self.store
         started = case._started(payload)
-        opening = self._opening[case.id] = anyio.Event() if key is not None else None
+        opening: anyio.Event | None = None
+        if key is not None:
+            opening = self._opening[case.id] = anyio.Event()
         try:
             try:
                 seq = store.append(case.id, started)
