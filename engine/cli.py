@@ -900,13 +900,17 @@ def _pattern_run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     """``serve``: uvicorn runs the app, which owns the engine (SIGTERM: ``engine.stop()``, then drain)."""
+    import copy
     import importlib.util
+    import signal
+    import threading
 
     from ._errors import ConfigError
 
     if importlib.util.find_spec("starlette") is None or importlib.util.find_spec("uvicorn") is None:
         raise _BadInput("serve: starlette and uvicorn are not installed: pip install 'yawlflow[web]'")
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from ._engine import Engine
     from .web import app
@@ -916,13 +920,42 @@ def _serve(args: argparse.Namespace) -> int:
     specs = [_load_spec(path) for path in args.spec]
     _check_store_path(args.store, must_exist=False)
     keys = _serve_keys(args)
+    engine = Engine(store=args.store, config=config)
     try:
-        web = app(Engine(store=args.store, config=config), keys=keys, specs=specs, own_engine=True)
+        web = app(engine, keys=keys, specs=specs, own_engine=True)
     except ConfigError as exc:
         raise _BadInput(str(exc)) from None
-    with _handler_path(config_path, config):
-        uvicorn.run(web, host=args.host, port=args.port, lifespan="on")
-    return EXIT_COMPLETED
+    store = args.store
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # SIGTERM (or Ctrl-C): nothing new starts from here, not only once uvicorn has waited
+            # for the open requests and the lifespan leaves the engine (which then drains)
+            engine.stop()
+            print("yawlflow: stopping; running items may finish for "
+                  f"{(engine.execution.drain_ns or 0) / 1e9:g}s (execution.drain)"
+                  + ("; go on later with: yawlflow cases resume --store " + store if store != "memory://" else ""),
+                  file=sys.stderr, flush=True)
+            await super().shutdown(sockets)
+
+    # uvicorn's log, with the engine's warnings in it (e.g. the items cancelled when the drain time ran out)
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["yawlflow"] = {"handlers": ["default"], "level": "WARNING", "propagate": False}
+    server = Server(uvicorn.Config(web, host=args.host, port=args.port, lifespan="on", log_config=log_config))
+    # After its graceful shutdown uvicorn raises the signal that asked for it again, to the handler
+    # it found there: the default one would kill the process (-15) after a clean stop. A drained
+    # SIGTERM is a success here (exit 0); Ctrl-C's KeyboardInterrupt is caught, as uvicorn.run does.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None) if main_thread else None
+    try:
+        with _handler_path(config_path, config):
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    return EXIT_COMPLETED if server.started else EXIT_FAILED
 
 
 def _serve_keys(args: argparse.Namespace) -> str | dict[str, Any]:
