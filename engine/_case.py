@@ -932,7 +932,10 @@ class Case:
             return await entry.fn(*args)
         if entry.quick:
             return entry.fn(*args)
-        return await anyio.to_thread.run_sync(entry.fn, *args, abandon_on_cancel=True)
+        # a daemon thread of the engine's own: abandoned at the end of a drain, it cannot hold up exit
+        handler = task.run.handler if task.run is not None and task.run.handler is not None else effect.task
+        return await engine._strategy("blocking").submit(Job(id=engine._next_job(), handler=handler, fn=entry.fn,
+                                                              args=args, key=effect.key))
 
     async def _submit_instance(self, tid: int, pool: Strategy, job: Job) -> object:
         """Run one instance of the multiple-instance task ``tid`` on ``pool``, in a batch with its

@@ -66,6 +66,9 @@ _log = logging.getLogger(__name__)
 CaseInfo = CaseRecord
 
 _UNFINISHED = ("running", "suspended")
+BLOCKING_WORKERS = 40
+"""Threads for the sync handlers that run under ``inline`` without being quick (as many as
+anyio's default thread limiter allowed them before)."""
 KEEP_FINISHED = 10_000
 """With a durable store, the engine forgets its finished case trees once it holds this many cases
 (or twice as many as were left after the last sweep); the store keeps them, and
@@ -369,6 +372,11 @@ class Engine:
     def _strategy(self, name: str) -> Strategy:
         """The engine's strategy ``name`` (thread, process or ray), made on first use.
 
+        ``blocking`` is the pool of daemon threads (``BLOCKING_WORKERS``) on which the ``inline``
+        strategy runs sync handlers that are not quick: a handler still running when the drain
+        time ran out is abandoned there and never holds up the interpreter's exit (anyio's worker
+        threads are not daemons).
+
         Raises:
             ConfigError: the strategy cannot be made (e.g. Ray is not installed).
         """
@@ -377,10 +385,11 @@ class Engine:
             return hit
         ex = self.execution
         made: Strategy
-        if name == "thread":
+        if name in ("thread", "blocking"):
             from ._strategies import ThreadStrategy
 
-            made = ThreadStrategy(workers=ex.thread_workers, seed=self.seed)
+            workers = ex.thread_workers if name == "thread" else BLOCKING_WORKERS
+            made = ThreadStrategy(workers=workers, seed=self.seed)
         elif name == "process":
             from ._strategies import ProcessStrategy
 
@@ -733,6 +742,60 @@ class Engine:
         store = self.store
         await store.durable()
         return store.records(status=status, tenant=tenant)
+
+    async def publish(self, spec: Spec | str | os.PathLike[str], *, tenant: str | None = None) -> Spec:
+        """Keep ``spec`` in the store as the one that new cases of its id start from, for ``tenant``.
+
+        ``tenant=None`` publishes it for every tenant. It replaces the spec of the same id published
+        for that tenant before; cases started already go on with their own version. The spec is
+        compiled first, so an invalid one is never published. Returns once it is on disk (a durable
+        store), so an engine opened later on the store finds it in :meth:`published` — this is how
+        ``yawlflow serve`` keeps the specs uploaded to it (``POST /api/v1/specs``). The in-memory
+        store keeps it while it lives.
+
+        Args:
+            spec: the spec, or a path to one.
+            tenant: the tenant that may start it (``None``: every tenant).
+
+        Returns:
+            The published spec (loaded, when a path was given).
+
+        Raises:
+            ConfigError: the engine's durable store is not open (the engine is not running), or
+                ``tenant`` is not ``None`` or a non-empty string.
+            SpecError: the spec is invalid.
+            StoreError: the store failed, or it was opened read-only.
+        """
+        if tenant is not None and (not isinstance(tenant, str) or not tenant):
+            raise ConfigError(f"tenant must be None (every tenant) or a non-empty string, not {tenant!r}")
+        if self._broken is not None:
+            raise self._broken_error()
+        store = self.store
+        if not isinstance(spec, Spec):
+            spec = load(spec)
+        self._compile(spec)
+        store.publish_spec(tenant, spec)
+        await self._ack()
+        return spec
+
+    async def published(self, tenant: str | None = None) -> dict[str, Spec]:
+        """The specs published with :meth:`publish` that ``tenant`` may start, by spec id.
+
+        Those published for ``tenant`` win over those of the same id published for every tenant;
+        ``tenant=None`` gives only those published for every tenant. Read from the store: an
+        engine opened on a durable store finds what engines before it published.
+
+        Raises:
+            ConfigError: the engine's durable store is not open (the engine is not running).
+            StoreError: the store cannot be read.
+        """
+        store = self.store
+        await store.durable()
+        found: dict[str, Spec] = {}
+        for owner, spec in store.published_specs(tenant):  # every tenant's first: the tenant's own win
+            if isinstance(spec, Spec) and (owner is None or tenant is not None):
+                found[spec.id] = spec
+        return found
 
     async def resume(self) -> list[Case]:
         """Carry on every unfinished case in the store that this engine does not run yet.

@@ -4,11 +4,11 @@
 same log in the same tables and differ in the database under it; :class:`_WriterStore` is
 everything above the database (ADR 0005, "One base for both stores").
 
-* **Writes.** ``create``, ``append``, ``set_status`` and ``snapshot`` check, encode, hash and
-  number a record in the caller's thread, under the store's mutex, and hand it to :meth:`_write`:
-  committed at once (``writer="inline"``) or queued for the *writer thread*, which takes
-  everything queued and commits it in one transaction (group commit) through the subclass's
-  :meth:`_WriterStore._apply`. ``_issued`` counts the writes made, ``_committed`` those
+* **Writes.** ``create``, ``append``, ``set_status``, ``snapshot`` and ``publish_spec`` check,
+  encode, hash and number a record in the caller's thread, under the store's mutex, and hand it
+  to :meth:`_write`: committed at once (``writer="inline"``) or queued for the *writer thread*,
+  which takes everything queued and commits it in one transaction (group commit) through the
+  subclass's :meth:`_WriterStore._apply`. ``_issued`` counts the writes made, ``_committed`` those
   committed (FIFO, so a count is a prefix); a write is acknowledged once ``_committed`` reaches
   its number.
 * **Failure.** A failed group commit is *sticky* (``_failure``): the writer stops, and every later
@@ -45,7 +45,7 @@ from . import _codec
 from ._errors import ConfigError, StoreError
 from ._events import Event
 from ._provenance import GENESIS, event_hash, snapshot_hash
-from ._store import CaseDamagedError, CaseExistsError, CaseRecord, Snapshot
+from ._store import CaseDamagedError, CaseExistsError, CaseRecord, Snapshot, published_id, published_order
 
 __all__ = ("Migration", "Writer")
 
@@ -57,7 +57,18 @@ _CREATE: Final = 0  # (op, head, spec row, case row without its key)
 _APPEND: Final = 1  # (op, head, seq, kind, body, prev_hash, hash, at, wall_ns)
 _STATUS: Final = 2  # (op, head, status, now)
 _SNAPSHOT: Final = 3  # (op, head, upto_seq, anchor or None (read it from the log), state, now)
+_PUBLISH: Final = 4  # (op, None: no case, spec row, published row); never refused by a case's lease
 _Op = tuple[Any, ...]
+
+PUBLISH_SQL: Final = (
+    "INSERT INTO specs (hash, spec_id, format, body, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING",
+    "INSERT INTO published (tenant, spec_id, spec_hash, published_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (coalesce(tenant, ''), spec_id) DO UPDATE SET spec_hash = excluded.spec_hash, "
+    "published_at = excluded.published_at",
+)
+"""What a ``_PUBLISH`` op writes, with ``?`` placeholders: its spec row (each version once), then its
+``published`` row, replacing the tenant's of that spec id (the table's unique index is on
+``(coalesce(tenant, ''), spec_id)``: NULL, every tenant, is one key; a tenant is never ``''``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,17 +331,7 @@ class _WriterStore(abc.ABC, Generic[_H, _R]):
             CaseExistsError: a case with that id exists.
             StoreError: the spec cannot be stored, or (thread mode) an earlier write failed.
         """
-        cached = self._spec_rows.get(id(spec))
-        if cached is not None and cached[0] is spec:
-            _, fmt, body, spec_hash = cached
-        else:
-            try:
-                fmt, body, spec_hash = _codec.encode_spec(spec)
-            except _codec.CodecError as exc:
-                raise StoreError(f"{self._label}: case {record.case!r}: {exc}") from None
-            if len(self._spec_rows) >= 64:  # specs loaded anew for every case: keep the cache small
-                self._spec_rows.clear()
-            self._spec_rows[id(spec)] = (spec, fmt, body, spec_hash)
+        fmt, body, spec_hash = self._spec_row(spec, f"case {record.case!r}")
         now = self._now_ns()
         spec_id = getattr(spec, "id", None)
         with self._mutex:
@@ -346,6 +347,24 @@ class _WriterStore(abc.ABC, Generic[_H, _R]):
             self._created(head)
             self._heads[record.case] = head
             self._specs.setdefault(spec_hash, spec)
+
+    def _spec_row(self, spec: Any, what: str) -> tuple[str, bytes, bytes]:
+        """``spec``'s stored ``(format, body, hash)``, encoded once per spec object (a small cache).
+
+        Raises:
+            StoreError: the spec cannot be encoded (the message names ``what`` it was for).
+        """
+        cached = self._spec_rows.get(id(spec))
+        if cached is not None and cached[0] is spec:
+            return cached[1], cached[2], cached[3]
+        try:
+            fmt, body, spec_hash = _codec.encode_spec(spec)
+        except _codec.CodecError as exc:
+            raise StoreError(f"{self._label}: {what}: {exc}") from None
+        if len(self._spec_rows) >= 64:  # specs loaded anew for every case: keep the cache small
+            self._spec_rows.clear()
+        self._spec_rows[id(spec)] = (spec, fmt, body, spec_hash)
+        return fmt, body, spec_hash
 
     def _created(self, head: _H) -> None:
         """Under the mutex: ``head``'s case was created (its write made)."""
@@ -437,17 +456,75 @@ class _WriterStore(abc.ABC, Generic[_H, _R]):
             StoreError: no such case, or its spec does not decode.
         """
         head = self._head(case)
-        spec = self._specs.get(head.spec_hash)
+        try:
+            return self._stored_spec(head.spec_hash)
+        except _codec.CodecError as exc:
+            raise self._poisoned(case, None, str(exc)) from None
+
+    def _stored_spec(self, spec_hash: bytes) -> Any:
+        """The spec version ``spec_hash``, decoded once per store (the very object this store was given).
+
+        Raises:
+            CodecError: it is not in the store, or does not decode (the message names the version).
+            StoreError: the store cannot be read.
+        """
+        spec = self._specs.get(spec_hash)
         if spec is not None:
             return spec
-        rows = self._rows("SELECT format, body FROM specs WHERE hash = ?", (head.spec_hash,))
+        rows = self._rows("SELECT format, body FROM specs WHERE hash = ?", (spec_hash,))
         if not rows:
-            raise self._poisoned(case, None, f"its spec version {head.spec_hash.hex()[:16]} is not in the store")
+            raise _codec.CodecError(f"its spec version {spec_hash.hex()[:16]} is not in the store")
         try:
-            spec = _codec.decode_spec(rows[0][0], rows[0][1])
+            spec = _codec.decode_spec(rows[0][0], bytes(rows[0][1]))
         except _codec.CodecError as exc:
-            raise self._poisoned(case, None, f"spec version {head.spec_hash.hex()[:16]}: {exc}") from None
-        return self._specs.setdefault(head.spec_hash, spec)
+            raise _codec.CodecError(f"spec version {spec_hash.hex()[:16]}: {exc}") from None
+        return self._specs.setdefault(spec_hash, spec)
+
+    def publish_spec(self, tenant: str | None, spec: Any) -> None:
+        """Publish ``spec`` for ``tenant`` (``None``: every tenant), replacing its spec of that id.
+
+        The version goes into ``specs`` as :meth:`create` puts a case's (once, by its hash), and
+        the ``published`` row names it; both in one write, committed as the others are (on disk
+        once :meth:`flush` returns or :meth:`durable` is awaited). Not part of any case's
+        provenance chain: a version is named by the SHA-256 of its body, so nothing there needs
+        a chain, and ``verify`` checks the case logs only.
+
+        Raises:
+            ValueError: ``tenant`` is the empty string.
+            StoreError: the spec has no ``id`` or cannot be encoded; the store is read-only,
+                closed, or (thread mode) an earlier write failed.
+        """
+        spec_id = published_id(tenant, spec)
+        fmt, body, spec_hash = self._spec_row(spec, f"spec {spec_id!r}")
+        now = self._now_ns()
+        with self._mutex:
+            self._check_writable()
+            self._write((_PUBLISH, None, (spec_hash, spec_id, fmt, body, now), (tenant, spec_id, spec_hash, now)))
+            self._specs.setdefault(spec_hash, spec)
+
+    def published_specs(self, tenant: str | None = None) -> list[tuple[str | None, Any]]:
+        """The published specs as ``(tenant, spec)``: every one, or those ``tenant`` may start when given.
+
+        ``tenant`` given: those published for it and for every tenant (``None``). Sorted by
+        tenant (``None`` first), then spec id. A published spec whose version does not decode is
+        logged and left out (the others are listed); publishing it again replaces it.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        sql = "SELECT tenant, spec_id, spec_hash FROM published"
+        params: tuple[str, ...] = ()
+        if tenant is not None:
+            sql += " WHERE tenant = ? OR tenant IS NULL"
+            params = (tenant,)
+        out: list[tuple[str | None, Any]] = []
+        for owner, spec_id, spec_hash in sorted(self._rows(sql, params), key=lambda r: published_order((r[0], r[1]))):
+            try:
+                out.append((owner, self._stored_spec(bytes(spec_hash))))
+            except _codec.CodecError as exc:
+                self._logger.error("%s: the spec %r published for %s is left out: %s; publish it again",
+                                   self._label, spec_id, "every tenant" if owner is None else f"tenant {owner!r}", exc)
+        return out
 
     def snapshot(self, case: str, state: bytes, upto_seq: int) -> None:
         """Keep the case's state after its event ``upto_seq`` (replacing its older snapshot).

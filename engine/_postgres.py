@@ -8,7 +8,7 @@ see :func:`open_postgres_url`). Install the driver with ``pip install 'yawlflow[
 Theory of operation (docs/durability.md, "PostgreSQL: several engines, one database").
 
 * **The same log as SQLite.** The tables (``meta``, ``specs``, ``cases``, ``events``,
-  ``snapshots``, plus ``leases``) live in a schema of their own (``yawlflow`` unless
+  ``snapshots``, ``published``, plus ``leases``) live in a schema of their own (``yawlflow`` unless
   ``?schema=`` says otherwise) and have the columns of :mod:`yawlflow._sqlite`'s, so the hash
   chain (:mod:`yawlflow._provenance`), the snapshots and :meth:`PostgresStore.verify` are the
   same, record for record. Triggers refuse ``UPDATE``, ``DELETE`` and ``TRUNCATE`` on
@@ -54,8 +54,10 @@ from ._errors import ConfigError, StoreError
 from ._logstore import (
     _APPEND,
     _CREATE,
+    _PUBLISH,
     _SNAPSHOT,
     _STATUS,
+    PUBLISH_SQL,
     Migration,
     Writer,
     _Op,
@@ -177,6 +179,20 @@ MIGRATIONS: list[Migration[psycopg.Connection[Any]]] = [
             "CREATE INDEX leases_by_owner ON leases (owner)",
         ),
     ),
+    Migration(
+        2,
+        "published specs: the spec version each tenant (NULL: every tenant) starts new cases of, by spec id",
+        (
+            # one row per (tenant, spec id); the spec version is a row of specs (outside the hash chain)
+            """CREATE TABLE published (
+                tenant TEXT,
+                spec_id TEXT NOT NULL,
+                spec_hash BYTEA NOT NULL REFERENCES specs (hash),
+                published_at BIGINT NOT NULL
+            )""",
+            "CREATE UNIQUE INDEX published_key ON published (coalesce(tenant, ''), spec_id)",
+        ),
+    ),
 ]
 """Every schema step, oldest first. A new release appends; a step once released never changes."""
 
@@ -209,6 +225,7 @@ class _Head(_LogHead):
 
 _Refusal = tuple[int, StoreError, _Head, str | None]  # (index in the batch, error, the case's head, its holder)
 _RETRIES: Final = 3  # a batch that hits a deadlock or a serialization failure is retried (it rolled back)
+_PUBLISH_SQL: Final = tuple(sql.replace("?", "%s") for sql in PUBLISH_SQL)
 
 
 class PostgresStore(_WriterStore[_Head, list[_Refusal]]):
@@ -653,7 +670,7 @@ class PostgresStore(_WriterStore[_Head, list[_Refusal]]):
         refused: dict[int, _Refusal] = {}  # id(head) -> its first dropped op
         for i, op in enumerate(batch):  # queued before their case was lost: dropped, and reported as such
             head = op[1]
-            if head.lost is not None and id(head) not in refused:
+            if head is not None and head.lost is not None and id(head) not in refused:  # None: _PUBLISH
                 holder = next(iter(head.lost.cases.values()), None) if isinstance(head.lost, LeaseLostError) else None
                 refused[id(head)] = (i, head.lost, head, holder)
         created: dict[int, int] = {}  # id(head) -> key, for cases created in this batch
@@ -685,7 +702,7 @@ class PostgresStore(_WriterStore[_Head, list[_Refusal]]):
                                         "VALUES (%s, %s, clock_timestamp() + %s * interval '1 second')",
                                         [(key, me, self.lease_s) for key in created.values()])
                 # fencing: lock the leases of the other cases written, in key order, and check them
-                fenced = {id(op[1]): op[1] for op in batch if op[0] != _CREATE and op[1].lost is None
+                fenced = {id(op[1]): op[1] for op in batch if op[0] not in (_CREATE, _PUBLISH) and op[1].lost is None
                           and id(op[1]) not in created and id(op[1]) not in refused}
                 if fenced:
                     by_key = {h.key: h for h in fenced.values()}
@@ -731,11 +748,15 @@ class PostgresStore(_WriterStore[_Head, list[_Refusal]]):
                 statuses: list[tuple[Any, ...]] = []
                 tips: dict[int, tuple[int, bytes, int]] = {}
                 snaps: list[tuple[int, str, int, bytes | None, bytes, int]] = []
+                published: list[_Op] = []
                 for op in batch:
+                    code = op[0]
+                    if code == _PUBLISH:
+                        published.append(op)
+                        continue
                     key = key_of(op[1])
                     if key is None:
                         continue
-                    code = op[0]
                     if code == _APPEND:
                         _, _, seq, kind, body, prev, digest, at, wall = op
                         events.append((key, seq, kind, body, prev, digest, at, wall))
@@ -752,6 +773,9 @@ class PostgresStore(_WriterStore[_Head, list[_Refusal]]):
                                     [(seq, digest, at, key) for key, (seq, digest, at) in tips.items()])
                 if statuses:
                     cur.executemany("UPDATE cases SET status = %s, updated_at = %s WHERE key = %s", statuses)
+                if published:
+                    cur.executemany(_PUBLISH_SQL[0], [op[2] for op in published])
+                    cur.executemany(_PUBLISH_SQL[1], [op[3] for op in published])
                 for key, case, upto, anchor, state, now in snaps:
                     if anchor is None:
                         row = cur.execute("SELECT hash FROM events WHERE case_key = %s AND seq = %s",
@@ -776,7 +800,7 @@ class PostgresStore(_WriterStore[_Head, list[_Refusal]]):
         # committed: the heads the database now holds
         for op in batch:
             head = op[1]
-            if id(head) in refused or head.lost is not None:
+            if head is None or id(head) in refused or head.lost is not None:  # None: _PUBLISH
                 continue
             head.held = True
             if id(head) in created:

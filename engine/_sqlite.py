@@ -30,6 +30,10 @@ Theory of operation (ADR 0005 has the reasons).
   (the hashed body holds ``at_ns``; the chain covers what the case did, not when a row was
   written), so records written before schema 2 keep their hashes and ``verify`` holds for old
   and new alike; their ``wall_ns`` is NULL and :meth:`~SqliteStore.times` derives it.
+* **Published specs** (schema 3). ``published`` maps ``(tenant, spec_id)`` — ``tenant`` NULL:
+  every tenant — to a spec version in ``specs``: what ``publish_spec`` keeps for new cases
+  (``yawlflow serve``'s uploads). It is outside the hash chain, as ``specs`` is: a version is
+  named by the SHA-256 of its body.
 """
 
 from __future__ import annotations
@@ -52,7 +56,9 @@ from ._errors import ConfigError, StoreError
 from ._logstore import (
     _APPEND,
     _CREATE,
+    _PUBLISH,
     _STATUS,
+    PUBLISH_SQL,
     Migration,
     Writer,
     _Head,
@@ -146,6 +152,20 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = [
         2,
         "events keep the wall-clock time they were appended (wall_ns; NULL in older records)",
         ("ALTER TABLE events ADD COLUMN wall_ns INTEGER",),
+    ),
+    Migration(
+        3,
+        "published specs: the spec version each tenant (NULL: every tenant) starts new cases of, by spec id",
+        (
+            # one row per (tenant, spec id); the spec version is a row of specs (outside the hash chain)
+            """CREATE TABLE published (
+                tenant TEXT,
+                spec_id TEXT NOT NULL,
+                spec_hash BLOB NOT NULL REFERENCES specs (hash),
+                published_at INTEGER NOT NULL
+            )""",
+            "CREATE UNIQUE INDEX published_key ON published (coalesce(tenant, ''), spec_id)",
+        ),
     ),
 ]
 """Every schema step, oldest first. A new release appends; a step once released never changes."""
@@ -386,6 +406,10 @@ class SqliteStore(_WriterStore[_Head, None]):
             rows: list[tuple[Any, ...]] = []  # consecutive appends: one executemany
             for op in batch:
                 code = op[0]
+                if code == _PUBLISH:  # no case: its order among the case writes does not matter
+                    conn.execute(PUBLISH_SQL[0], op[2])
+                    conn.execute(PUBLISH_SQL[1], op[3])
+                    continue
                 key = op[1].key
                 if code == _APPEND:
                     rows.append((key, *op[2:]))

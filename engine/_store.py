@@ -56,9 +56,10 @@ class CaseDamagedError(StoreError):
 class Store(Protocol):
     """The protocol every store follows (memory, SQLite, PostgreSQL).
 
-    Writes (``create``, ``append``, ``set_status``, ``snapshot``) return at once; they are on
-    disk once :meth:`flush` returns or :meth:`durable` has been awaited after them. Reads wait for
-    the writes made before them. ``snapshot_every`` is 0 for a store that keeps no snapshots.
+    Writes (``create``, ``append``, ``set_status``, ``snapshot``, ``publish_spec``) return at once;
+    they are on disk once :meth:`flush` returns or :meth:`durable` has been awaited after them.
+    Reads wait for the writes made before them. ``snapshot_every`` is 0 for a store that keeps no
+    snapshots.
     """
 
     @property
@@ -110,6 +111,31 @@ class Store(Protocol):
         """Keep the case's encoded state after its event ``upto_seq``."""
         ...
 
+    def publish_spec(self, tenant: str | None, spec: Any) -> None:
+        """Publish ``spec`` for ``tenant`` (``None``: every tenant): new cases may start from it.
+
+        Replaces the spec of the same id that ``tenant`` had published. The version is kept as
+        :meth:`create` keeps a case's (once, by the hash of its encoding), so a case started
+        from it runs that very version. A write like the others: on disk once :meth:`flush`
+        returns or :meth:`durable` has been awaited; refused by a read-only store. Published
+        specs are not part of a case's provenance chain (``yawlflow verify`` checks the case
+        logs; a spec version is named by its content's hash, which anyone can recompute).
+
+        Raises:
+            ValueError: ``tenant`` is the empty string.
+            StoreError: the spec has no ``id`` or cannot be stored, or the store refuses writes.
+        """
+        ...
+
+    def published_specs(self, tenant: str | None = None) -> list[tuple[str | None, Any]]:
+        """The published specs as ``(tenant, spec)``: every one, or those ``tenant`` may start when given.
+
+        ``tenant`` given: the specs published for it and those published for every tenant
+        (``None``); a caller prefers the tenant's own of an id. Sorted by tenant (``None``
+        first), then spec id.
+        """
+        ...
+
     def latest_snapshot(self, case: str) -> Snapshot | None:
         """The case's latest snapshot, or ``None``."""
         ...
@@ -150,6 +176,7 @@ class MemoryStore:
         self._logs: dict[str, list[Event]] = {}
         self._times: dict[str, list[int]] = {}
         self._specs: dict[str, Any] = {}
+        self._published: dict[tuple[str | None, str], Any] = {}  # (tenant or None: every tenant, spec id)
 
     def create(self, record: CaseRecord, spec: Any) -> None:
         """Register a new case.
@@ -246,6 +273,20 @@ class MemoryStore:
         """
         self._log(case)
 
+    def publish_spec(self, tenant: str | None, spec: Any) -> None:
+        """Publish ``spec`` for ``tenant`` (``None``: every tenant), replacing its spec of that id.
+
+        Raises:
+            ValueError: ``tenant`` is the empty string.
+            StoreError: the spec has no ``id``.
+        """
+        self._published[(tenant, published_id(tenant, spec))] = spec
+
+    def published_specs(self, tenant: str | None = None) -> list[tuple[str | None, Any]]:
+        """The published specs as ``(tenant, spec)``: every one, or those ``tenant`` may start when given."""
+        return [(t, spec) for (t, _), spec in sorted(self._published.items(), key=lambda kv: published_order(kv[0]))
+                if tenant is None or t is None or t == tenant]
+
     def latest_snapshot(self, case: str) -> Snapshot | None:
         """Always ``None``: fold the log from the start.
 
@@ -270,6 +311,27 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+def published_id(tenant: object, spec: Any) -> str:
+    """The id a spec is published under (its ``id``), once ``tenant`` is checked.
+
+    Raises:
+        ValueError: ``tenant`` is not ``None`` or a non-empty string.
+        StoreError: the spec has no string ``id``.
+    """
+    if tenant is not None and (not isinstance(tenant, str) or not tenant):
+        raise ValueError(f"tenant must be None (every tenant) or a non-empty string, not {tenant!r}")
+    spec_id = getattr(spec, "id", None)
+    if not isinstance(spec_id, str) or not spec_id:
+        raise StoreError(f"a published spec needs an id (a yawlflow.Spec, as yawlflow.load returns), not {spec!r:.80}")
+    return spec_id
+
+
+def published_order(key: tuple[str | None, str]) -> tuple[bool, str, str]:
+    """How published specs are listed: those of every tenant first, then by tenant and spec id."""
+    tenant, spec_id = key
+    return (tenant is not None, tenant or "", spec_id)
 
 
 def check_store_url(url: object) -> str:

@@ -130,8 +130,20 @@ def integrity(path: Path) -> str:
         conn.close()
 
 
+def downgrade_to_schema_2(path: Path) -> None:
+    """Make a store's file what schema 2 was: no published table, schema_version 2."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("DROP TABLE published")  # and its index
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        conn.execute("DELETE FROM meta WHERE key = 'migration.3'")
+    finally:
+        conn.close()
+
+
 def downgrade_to_schema_1(path: Path) -> None:
     """Make a store's file what release 1 wrote: no wall_ns column, schema_version 1."""
+    downgrade_to_schema_2(path)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("ALTER TABLE events DROP COLUMN wall_ns")

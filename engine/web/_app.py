@@ -109,7 +109,7 @@ class _State:
     engine: Engine
     keys: Keys
     limiter: TokenBucket
-    specs: dict[tuple[str | None, str], Spec] = field(default_factory=dict)  # (tenant or None: all, id)
+    specs: dict[str, Spec] = field(default_factory=dict)  # app(specs=...), by id: every tenant's (uploads: the store)
     answers: dict[tuple[str, str, str], tuple[int, bytes]] = field(default_factory=dict)  # idempotent replies
     hub: _Hub | None = None
 
@@ -330,9 +330,14 @@ def _data(body: dict[str, Any]) -> dict[str, Any]:
     return _object(body.get("data"), '"data"')
 
 
-def _find_spec(ctx: Ctx, spec_id: str) -> Spec:
-    specs = ctx.state.specs
-    spec = specs.get((ctx.tenant, spec_id)) or specs.get((None, spec_id))
+async def _specs_of(ctx: Ctx) -> dict[str, Spec]:
+    """The specs the key's tenant may start, by id: those published in the engine's store for it (its
+    uploads) or for every tenant, over those the app was started with (``app(specs=...)``)."""
+    return {**ctx.state.specs, **await ctx.engine.published(ctx.tenant)}
+
+
+async def _find_spec(ctx: Ctx, spec_id: str) -> Spec:
+    spec = (await _specs_of(ctx)).get(spec_id)
     if spec is None:
         raise HttpProblem(404, "Not found", f"no spec {spec_id!r} (upload it: POST {PREFIX}/specs)")
     return spec
@@ -349,28 +354,27 @@ def _find_item(case: Case, item_id: int) -> None:
 
 
 async def upload_spec(ctx: Ctx) -> tuple[int, Any]:
-    """Upload a spec (YAML or JSON): validated and compiled; its problems, located, when it is bad."""
-    from .._compiled import compile_spec
+    """Upload a spec (YAML or JSON): validated and compiled; its problems, located, when it is bad.
+    It is kept in the engine's store (published for the key's tenant, replacing its spec of that id),
+    so a restarted server still starts cases of it."""
     from .._spec import loads
 
     raw = await ctx.body()
     ctype = ctx.request.headers.get("content-type", "")
     spec = loads(raw, source="<upload>", format="json" if "json" in ctype else "yaml")
-    compile_spec(spec)
-    ctx.state.specs[(ctx.tenant, spec.id)] = spec
+    await ctx.engine.publish(spec, tenant=ctx.tenant)  # compiled first; on disk when it returns
     return 201, _spec_view(spec, full=False)
 
 
 async def list_specs(ctx: Ctx) -> tuple[int, Any]:
     """The specs this tenant can start: its own and those the server was started with."""
-    seen = {sid: s for (tenant, sid), s in ctx.state.specs.items() if tenant is None}
-    seen.update({sid: s for (tenant, sid), s in ctx.state.specs.items() if tenant == ctx.tenant})
+    seen = await _specs_of(ctx)
     return 200, {"specs": [_spec_view(s, full=False) for _, s in sorted(seen.items())]}
 
 
 async def show_spec(ctx: Ctx) -> tuple[int, Any]:
     """One spec, whole."""
-    return 200, _spec_view(_find_spec(ctx, ctx.request.path_params["spec_id"]), full=True)
+    return 200, _spec_view(await _find_spec(ctx, ctx.request.path_params["spec_id"]), full=True)
 
 
 async def start_case(ctx: Ctx) -> tuple[int, Any]:
@@ -380,7 +384,7 @@ async def start_case(ctx: Ctx) -> tuple[int, Any]:
     if not isinstance(spec_id, str):
         raise HttpProblem(400, "Bad request", 'the body needs "spec": the id of an uploaded spec')
     data = _data(body)
-    spec = _find_spec(ctx, spec_id)
+    spec = await _find_spec(ctx, spec_id)
     case = await ctx.engine.start(spec, data, tenant=ctx.tenant, key=ctx.engine_key("start"))
     ctx.state.poke(case.id, ctx.tenant)
     return 201, _case(case, full=True)
@@ -645,7 +649,7 @@ async def spec_picture(ctx: Ctx) -> tuple[int, Any]:
     spec_id = ctx.request.path_params["spec_id"]
     case_id = ctx.request.query_params.get("case")
     if case_id is None:
-        dot_text = to_dot(_find_spec(ctx, spec_id))
+        dot_text = to_dot(await _find_spec(ctx, spec_id))
     else:
         case = ctx.case(case_id)
         if case.spec_id != spec_id:
@@ -753,7 +757,8 @@ ROUTES: tuple[ApiRoute, ...] = (
 
 _TITLES = {400: "bad request", 401: "no or unknown API key", 403: "the key's role may not do this",
            404: "not found (or another tenant's)", 409: "does not fit the case's state",
-           413: "body too large", 422: "invalid spec", 429: "rate limit exceeded", 503: "store unavailable"}
+           413: "body too large", 422: "invalid spec", 429: "rate limit exceeded",
+           503: "store unavailable, shutting down, or (a picture) Graphviz missing"}
 
 
 _BRACES = str.maketrans("", "", "{}")
@@ -833,6 +838,8 @@ def _endpoint(route: ApiRoute, state: _State) -> Callable[[Request], Awaitable[R
             try:
                 status, payload = await route.handler(ctx)
             except YawlflowError as exc:
+                if state.engine._closing and isinstance(exc, ConfigError):  # SIGTERM: ask elsewhere, or later
+                    raise HttpProblem(503, "Shutting down", str(exc), headers={"Retry-After": "5"}) from None
                 raise _from_error(exc) from None
             if isinstance(payload, Response):  # a stream
                 payload.headers.update(headers)
@@ -876,7 +883,10 @@ def app(
     Args:
         engine: the engine to serve.
         keys: the API keys: a mapping or a ``keys.yaml`` path (see :func:`yawlflow.web.load_keys`).
-        specs: specs every tenant may start (more are uploaded with ``POST /api/v1/specs``).
+        specs: specs every tenant may start, kept in memory (given anew at every start). Specs
+            uploaded with ``POST /api/v1/specs`` are kept in the engine's store
+            (:meth:`~yawlflow.Engine.publish`) and win over these; so do those published there for
+            every tenant.
         own_engine: the app enters ``engine`` in its lifespan, resumes the unfinished cases of
             its store (a restarted server carries on where it stopped), and on shutdown calls
             ``engine.stop()`` and leaves it, draining running items; ``False`` (the default): the
@@ -890,7 +900,7 @@ def app(
     """
     state = _State(engine=engine, keys=load_keys(keys), limiter=TokenBucket(*rate_limit, clock=clock))
     for spec in specs:
-        state.specs[(None, spec.id)] = spec
+        state.specs[spec.id] = spec
     routes = [Route(PREFIX + r.path, _endpoint(r, state), methods=[r.method]) for r in ROUTES]
     document = orjson.dumps(openapi())
 

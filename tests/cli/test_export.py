@@ -287,7 +287,7 @@ def test_a_schema_1_store_migrates_its_cases_finish_and_export(
 
     assert anyio.run(finish) == "completed"
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
     walls = [w for (w,) in conn.execute("SELECT wall_ns FROM events ORDER BY seq")]
     conn.close()
     assert walls[0] is None and walls[-1] is not None  # old records kept as they were

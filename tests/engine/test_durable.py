@@ -226,6 +226,51 @@ async def test_cases_lists_the_store(tmp_path: Path) -> None:
         assert await engine.cases(tenant="nobody") == []
 
 
+async def test_published_specs_outlive_the_engine_per_tenant(tmp_path: Path) -> None:
+    loop = yf.loads(LOOP)
+    mine = yf.loads(LOOP.replace("n < 25", "n < 26"))  # another version of the same id
+    async with yf.Engine(store=url(tmp_path), handlers={"inc": inc}) as engine:
+        assert await engine.publish(loop) is loop  # every tenant
+        assert await engine.publish(mine, tenant="acme") is mine
+        orders = await engine.publish(EXAMPLES / "orders.yaml", tenant="acme")  # a path
+        with SqliteStore(tmp_path / "cases.db", readonly=True) as reader:  # on disk once it returned
+            assert reader.published_specs() == [(None, loop), ("acme", mine), ("acme", orders)]
+        assert await engine.published("acme") == {"loop": mine, "orders": orders}
+    async with yf.Engine(store=url(tmp_path), handlers={"inc": inc}) as engine:  # a restart
+        assert await engine.published("acme") == {"loop": mine, "orders": orders}  # its own win
+        assert await engine.published("other") == {"loop": loop}  # never another tenant's
+        assert await engine.published() == {"loop": loop}  # those of every tenant
+        case = await engine.start((await engine.published("acme"))["loop"], {"n": 25}, tenant="acme")
+        await case.idle()
+        assert case.data["n"] == 26  # acme's version (while n < 26) ran
+        await engine.publish(loop, tenant="acme")  # replaces acme's
+        assert await engine.published("acme") == {"loop": loop, "orders": orders}
+    async with yf.Engine(store=url(tmp_path)) as engine:
+        assert await engine.published("acme") == {"loop": loop, "orders": orders}
+
+
+async def test_publish_refuses_a_bad_tenant_and_a_stopped_durable_engine(tmp_path: Path) -> None:
+    engine = yf.Engine(store=url(tmp_path))
+    with pytest.raises(yf.ConfigError, match="open only while the engine runs"):
+        await engine.publish(yf.loads(LOOP))
+    with pytest.raises(yf.ConfigError, match="open only while the engine runs"):
+        await engine.published()
+    async with engine:
+        with pytest.raises(yf.ConfigError, match="non-empty string"):
+            await engine.publish(yf.loads(LOOP), tenant="")
+        assert await engine.published() == {}
+
+
+async def test_the_memory_store_keeps_published_specs_while_the_engine_lives() -> None:
+    loop = yf.loads(LOOP)
+    async with yf.Engine() as engine:
+        await engine.publish(loop, tenant="acme")
+        assert await engine.published("acme") == {"loop": loop}
+        assert await engine.published("other") == {}
+    async with engine:  # the memory store lives with its engine
+        assert (await engine.published("acme"))["loop"] is loop
+
+
 async def test_a_poisoned_case_is_skipped_and_the_others_resume(tmp_path: Path,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     spec = yf.loads(LOOP)

@@ -5,6 +5,8 @@ timeout; the configuration checked with located errors; ``engine.metrics()``."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +258,51 @@ async def test_a_cancelled_wait_for_a_slot_gives_nothing_away() -> None:
         await case.cancel()  # four items waiting for the one slot are withdrawn
         await anyio.wait_all_tasks_blocked()
         assert engine.metrics()["limits"]["items"] == {"held": 0, "limit": 1, "waiting": 0}
+
+
+STUCK_SCRIPT = """
+import threading
+
+import anyio
+
+import yawlflow as yf
+
+entered, never = threading.Event(), threading.Event()
+
+
+def stuck(data):  # a sync handler, not quick, that never returns
+    entered.set()
+    never.wait()
+    return {}
+
+
+SPEC = yf.loads('''
+yawlflow: 1
+id: stuck
+nets:
+  main:
+    input: start
+    output: end
+    tasks:
+      a: {run: stuck, flows: [end]}
+''')
+
+
+async def main():
+    async with yf.Engine(config={"execution": {"drain": "0s"}}, handlers={"stuck": stuck}) as engine:
+        case = await engine.start(SPEC)
+        assert await anyio.to_thread.run_sync(entered.wait, 60)
+    print("left", case.status)
+
+
+anyio.run(main)
+"""
+
+
+def test_a_sync_handler_abandoned_at_the_end_of_the_drain_does_not_hold_up_exit(tmp_path: Path) -> None:
+    # the handler runs on a daemon thread of the engine's own: the interpreter exits with it stuck
+    script = tmp_path / "stuck.py"
+    script.write_text(STUCK_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "left running"  # cancelled in the drain: a durable store would resume it

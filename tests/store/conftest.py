@@ -89,6 +89,9 @@ def dump(path: Path) -> dict[str, Any]:
             out["snapshots"] = conn.execute(
                 "SELECT case_key, upto_seq, anchor, state, hash FROM snapshots ORDER BY case_key, upto_seq"
             ).fetchall()
+        if "published" in tables:
+            out["published"] = conn.execute(
+                "SELECT tenant, spec_id, spec_hash FROM published ORDER BY tenant, spec_id").fetchall()
         return out
     finally:
         conn.close()

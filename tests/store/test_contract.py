@@ -224,3 +224,58 @@ def test_set_status_of_an_unknown_case_is_a_store_error(store: Store) -> None:
 def test_spec_of_an_unknown_case_is_a_store_error(store: Store) -> None:
     with pytest.raises(yf.StoreError, match="no case 'nope'"):
         store.spec_of("nope")
+
+
+# -- published specs ----------------------------------------------------------------------------
+
+
+def test_published_specs_are_kept_per_tenant(store: Store, spec: yf.Spec, other_spec: yf.Spec) -> None:
+    assert store.published_specs() == []
+    store.publish_spec("b", other_spec)
+    store.publish_spec(None, spec)
+    store.publish_spec("a", spec)
+    assert store.published_specs() == [(None, spec), ("a", spec), ("b", other_spec)]
+    assert store.published_specs("a") == [(None, spec), ("a", spec)]  # its own and every tenant's
+    assert store.published_specs("b") == [(None, spec), ("b", other_spec)]
+    assert store.published_specs("c") == [(None, spec)]  # never another tenant's
+
+
+def test_publishing_replaces_the_tenant_s_spec_of_that_id(store: Store, spec: yf.Spec,
+                                                          other_spec: yf.Spec) -> None:
+    store.publish_spec("a", spec)
+    store.publish_spec("b", spec)
+    store.publish_spec(None, spec)
+    store.publish_spec("a", other_spec)
+    store.publish_spec(None, other_spec)
+    assert store.published_specs() == [(None, other_spec), ("a", other_spec), ("b", spec)]
+    store.publish_spec("a", spec)  # and back: a version is kept once, named by its hash
+    assert store.published_specs("a") == [(None, other_spec), ("a", spec)]
+
+
+def test_published_specs_are_there_after_reopening(reopen: Callable[[], Store], spec: yf.Spec,
+                                                   other_spec: yf.Spec) -> None:
+    store = reopen()
+    store.publish_spec("a", spec)
+    store.publish_spec(None, other_spec)
+    store.create(rec("c1", tenant="a"), spec)  # a case of the published version shares its row
+    store = reopen()
+    assert store.published_specs() == [(None, other_spec), ("a", spec)]
+    assert store.spec_of("c1") == spec
+    store.publish_spec("a", other_spec)
+    store = reopen()
+    assert store.published_specs("a") == [(None, other_spec), ("a", other_spec)]
+    assert store.spec_of("c1") == spec  # a case keeps its own version
+
+
+def test_publishing_gives_the_very_spec_back_in_this_process(store: Store, spec: yf.Spec) -> None:
+    store.publish_spec("a", spec)
+    [(_, got)] = store.published_specs()
+    assert got is spec
+
+
+def test_publishing_refuses_an_empty_tenant_and_a_spec_without_an_id(store: Store, spec: yf.Spec) -> None:
+    with pytest.raises(ValueError, match="non-empty string"):
+        store.publish_spec("", spec)
+    with pytest.raises(yf.StoreError, match="needs an id"):
+        store.publish_spec("a", {"nets": {}})
+    assert store.published_specs() == []

@@ -153,11 +153,12 @@ def test_a_new_schema_is_created_at_the_current_version(open_pg: Opener, sql: Ca
                                                         pg_url: str) -> None:
     open_pg()
     meta = dict(sql("SELECT key, value FROM meta"))
-    assert meta["schema_version"] == str(schema_version()) == "1"
+    assert meta["schema_version"] == str(schema_version()) == "2"
     assert meta["migration.1"].startswith("the initial schema")
+    assert meta["migration.2"].startswith("published specs")
     tables = {name for (name,) in sql("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
                                       schema_of(pg_url))}
-    assert tables == {"meta", "specs", "cases", "events", "snapshots", "leases"}
+    assert tables == {"meta", "specs", "cases", "events", "snapshots", "leases", "published"}
 
 
 def test_engines_opening_a_new_database_at_once_migrate_it_once(pg_url: str, sql: Callable[..., Any]) -> None:
@@ -181,14 +182,61 @@ def test_engines_opening_a_new_database_at_once_migrate_it_once(pg_url: str, sql
         store.close()
     assert errors == []
     assert len(stores) == 4
-    assert sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    assert sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
 
 
 def test_a_newer_schema_is_refused_naming_both_versions(open_pg: Opener, sql: Callable[..., Any]) -> None:
     open_pg().close()
     sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(yf.StoreError, match="its version is 99, but this yawlflow knows versions up to 1"):
+    with pytest.raises(yf.StoreError, match="its version is 99, but this yawlflow knows versions up to 2"):
         open_pg()
+
+
+def test_a_schema_1_store_migrates_keeps_its_cases_and_verifies(open_pg: Opener, sql: Callable[..., Any],
+                                                                pg_url: str, spec: yf.Spec,
+                                                                other_spec: yf.Spec) -> None:
+    store = open_pg()
+    store.create(rec("c1"), spec)
+    store.append("c1", CaseStarted(case="c1", net="main"))
+    head = store.head("c1")
+    store.close()
+    sql("DROP TABLE published")  # what schema 1 held
+    sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    sql("DELETE FROM meta WHERE key = 'migration.2'")
+    with pytest.raises(yf.StoreError, match="holds schema version 1, this yawlflow's is 2; open it for writing"):
+        open_store(pg_url, readonly=True)
+    store = open_pg()  # migrates
+    assert store.published_specs() == []
+    assert store.head("c1") == head and store.spec_of("c1") == spec
+    store.publish_spec("acme", other_spec)
+    store.append("c1", ItemStarted(item=1))  # its case goes on
+    store.close()
+    assert sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    reader = open_store(pg_url, readonly=True)
+    try:
+        assert isinstance(reader, PostgresStore)
+        assert reader.published_specs() == [("acme", other_spec)]
+        assert len(reader.events("c1")) == 2
+        assert reader.verify() == []
+    finally:
+        reader.close()
+
+
+def test_engines_publishing_at_once_keep_one_spec_per_tenant_and_id(open_pg: Opener, sql: Callable[..., Any],
+                                                                    spec: yf.Spec, other_spec: yf.Spec) -> None:
+    a, b = open_pg(), open_pg()
+    for _ in range(20):  # two writer threads, interleaved commits; NULL (every tenant) is one key too
+        for tenant in (None, "acme"):
+            a.publish_spec(tenant, spec)
+            b.publish_spec(tenant, other_spec)
+    a.flush()
+    b.flush()
+    assert sql("SELECT tenant, spec_id, count(*) FROM published GROUP BY tenant, spec_id ORDER BY tenant") == [
+        ("acme", "seq", 1), (None, "seq", 1)]
+    assert a.published_specs() == b.published_specs()
+    b.publish_spec("acme", spec)
+    b.flush()
+    assert a.published_specs("acme")[-1] == ("acme", spec)  # another engine's publish, seen at once
 
 
 def test_a_schema_of_someone_else_is_refused_and_left_alone(open_pg: Opener, sql: Callable[..., Any],
@@ -207,13 +255,17 @@ def test_read_only_opens_nothing_new(pg_url: str, open_pg: Opener, spec: yf.Spec
     writer = open_pg()
     writer.create(rec("c1"), spec)
     writer.append("c1", CaseStarted(case="c1", net="main"))
+    writer.publish_spec("acme", spec)
     writer.flush()
     reader = open_store(pg_url, readonly=True)
     try:
         assert isinstance(reader, PostgresStore) and reader.readonly
         assert reader.events("c1") == [CaseStarted(case="c1", net="main")]
+        assert reader.published_specs() == [("acme", spec)]
         with pytest.raises(yf.StoreError, match="opened read-only"):
             reader.append("c1", ItemStarted(item=1))
+        with pytest.raises(yf.StoreError, match="opened read-only"):
+            reader.publish_spec("acme", spec)
         with pytest.raises(yf.StoreError, match="opened read-only"):
             reader.claim()
     finally:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kit import rec
+from kit import downgrade_to_schema_2, rec
 
 import yawlflow as yf
 from yawlflow import _sqlite
@@ -35,13 +35,56 @@ def test_a_new_store_gets_the_current_schema(open_store: Opener, raw: Raw) -> No
     open_store().close()
     conn = raw()
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(LATEST) == "2"
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(LATEST) == "3"
     assert conn.execute("SELECT value FROM meta WHERE key = 'migration.1'").fetchone()[0].startswith(
         "the initial schema")
     assert conn.execute("SELECT value FROM meta WHERE key = 'migration.2'").fetchone()[0].startswith(
         "events keep the wall-clock time")
+    assert conn.execute("SELECT value FROM meta WHERE key = 'migration.3'").fetchone()[0].startswith(
+        "published specs")
     tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"meta", "specs", "cases", "events", "snapshots"} <= tables
+    assert {"meta", "specs", "cases", "events", "snapshots", "published"} <= tables
+
+
+def test_a_schema_2_store_migrates_keeps_its_cases_and_verifies(db_path: Path, spec: yf.Spec,
+                                                                other_spec: yf.Spec, tmp_path: Path,
+                                                                raw: Raw) -> None:
+    v1_store(db_path, spec)
+    with SqliteStore(db_path) as store:
+        hashes = store.head("running")
+    downgrade_to_schema_2(db_path)
+    v2 = tmp_path / "v2.db"  # the file schema 2 creates has the same tables
+    conn = sqlite3.connect(v2, isolation_level=None)
+    for step in MIGRATIONS[:2]:
+        for statement in step.statements:
+            conn.execute(statement)
+    conn.close()
+    assert schema_of(db_path) == schema_of(v2)
+    with pytest.raises(yf.StoreError, match=f"version 2, this yawlflow's is {LATEST}; open it for writing once"):
+        SqliteStore(db_path, readonly=True)
+
+    with SqliteStore(db_path) as store:  # migrates
+        assert store.published_specs() == []
+        assert store.head("running") == hashes  # old records keep their hashes
+        assert store.spec_of("running") == spec
+        store.publish_spec("acme", other_spec)
+        store.append("running", ItemCompleted(item=1))  # its case goes on
+    assert raw().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(LATEST)
+    assert {(kind, name) for kind, name, _ in schema_of(db_path) - schema_of(v2)} == {("table", "published"),
+                                                                                       ("index", "published_key")}
+    with SqliteStore(db_path, readonly=True) as store:
+        assert store.published_specs() == [("acme", other_spec)]
+        assert [r.status for r in store.records()] == ["completed", "running"]
+    assert verify(db_path) == []
+
+
+def schema_of(path: Path) -> set[tuple[str, str, str | None]]:
+    """A file's tables, indexes and triggers, with the SQL that made them."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        return set(conn.execute("SELECT type, name, sql FROM sqlite_master"))
+    finally:
+        conn.close()
 
 
 def test_an_empty_file_becomes_a_store(db_path: Path, open_store: Opener) -> None:

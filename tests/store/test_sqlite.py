@@ -441,12 +441,16 @@ def test_read_only_reads_beside_the_writer_and_refuses_writes(open_store: Opener
     writer = open_store()
     writer.create(rec("c1"), spec)
     writer.append("c1", ItemStarted(item=1))
+    writer.publish_spec("acme", spec)
     writer.flush()
     reader = open_store(readonly=True)
     assert reader.events("c1") == [ItemStarted(item=1)]
     assert [r.case for r in reader.records()] == ["c1"]
+    assert reader.published_specs() == [("acme", spec)]
     with pytest.raises(yf.StoreError, match="read-only"):
         reader.append("c1", ItemStarted(item=2))
+    with pytest.raises(yf.StoreError, match="read-only"):
+        reader.publish_spec("acme", spec)
     writer.append("c1", ItemStarted(item=2))
     writer.flush()
     assert len(reader.events("c1")) == 2

@@ -103,7 +103,7 @@ def test_a_schema_1_store_migrates_and_derives_the_times_of_its_older_records(
         conn.execute(statement)
     conn.close()
     assert columns(path, "events") == columns(v1, "events")
-    with pytest.raises(yf.StoreError, match="version 1, this yawlflow's is 2; open it for writing once"):
+    with pytest.raises(yf.StoreError, match="version 1, this yawlflow's is 3; open it for writing once"):
         SqliteStore(path, readonly=True)
 
     wall(BASE + 60_000 * MS)  # the upgraded engine starts a minute later

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -79,3 +80,63 @@ def test_a_server_others_can_reach_needs_a_keys_file(tmp_path: Path, monkeypatch
     assert main(["serve", "--host", "0.0.0.0"]) == EXIT_BAD_INPUT  # noqa: S104 - refused, never bound
     err = capsys.readouterr().err
     assert "serve --host 0.0.0.0: no keys.yaml here" in err and "--keys FILE" in err
+
+
+@pytest.mark.anyio
+async def test_uploaded_specs_outlive_a_restart_and_stay_with_their_tenant(anyio_backend: object,
+                                                                          tmp_path: Path) -> None:
+    from yawlflow._sqlite import SqliteStore
+
+    db = tmp_path / "cases.db"
+    keys = {name: {"sha256": hash_key(name), "role": role, "tenant": tenant}
+            for name, role, tenant in [("admin-a", "admin", "a"), ("op-a", "operator", "a"),
+                                       ("admin-b", "admin", "b"), ("op-b", "operator", "b")]}
+    text = Path(EXAMPLE).read_text()
+    mine_a = text.replace("orders_external", "mine")
+    mine_b = mine_a.replace("approve", "agree")  # b's own spec of the same id
+
+    def by(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    async def ids(c: httpx.AsyncClient, key: str) -> list[str]:
+        r = await c.get("/api/v1/specs", headers=by(key))
+        assert r.status_code == 200, r.text
+        return [s["id"] for s in r.json()["specs"]]
+
+    def serve(specs: list[yf.Spec]) -> tuple[Any, httpx.AsyncClient]:
+        web = app(yf.Engine(store=f"sqlite:///{db}"), keys=keys, specs=specs, own_engine=True)
+        return web, httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://t")
+
+    web, client = serve([yf.load(EXAMPLE)])
+    async with web.router.lifespan_context(web), client as c:
+        r = await c.post("/api/v1/specs", content=mine_a, headers={**by("admin-a"), "Content-Type": "application/yaml"})
+        assert r.status_code == 201, r.text
+        assert r.json() == {"id": "mine", "root": "main", "version": 1, "nets": ["main"]}
+        with SqliteStore(db, readonly=True) as reader:  # on disk when the API answered
+            assert [(t, s.id) for t, s in reader.published_specs()] == [("a", "mine")]
+        assert await ids(c, "op-a") == ["mine", "orders_external"]
+        assert await ids(c, "op-b") == ["orders_external"]
+
+    web, client = serve([])  # a restart, on the same store, without --spec this time
+    async with web.router.lifespan_context(web), client as c:
+        assert await ids(c, "op-a") == ["mine"]
+        assert await ids(c, "op-b") == []  # never another tenant's upload
+        shown = await c.get("/api/v1/specs/mine", headers=by("op-a"))
+        assert shown.status_code == 200 and shown.json()["spec"]["nets"]["main"]["tasks"].keys() >= {"approve"}
+        for path in ("/api/v1/specs/mine", "/api/v1/specs/mine/picture"):
+            assert (await c.get(path, headers=by("op-b"))).status_code == 404
+        r = await c.post("/api/v1/cases", json={"spec": "mine"}, headers=by("op-a"))
+        assert r.status_code == 201, r.text
+        assert (r.json()["spec"], r.json()["tenant"]) == ("mine", "a")
+        assert {i["task"] for i in r.json()["work_items"]} >= {"approve"}
+        r = await c.post("/api/v1/cases", json={"spec": "mine"}, headers=by("op-b"))
+        assert r.status_code == 404 and "no spec 'mine'" in r.json()["detail"]
+        r = await c.post("/api/v1/specs", content=mine_b, headers={**by("admin-b"), "Content-Type": "application/yaml"})
+        assert r.status_code == 201, r.text
+
+    web, client = serve([])
+    async with web.router.lifespan_context(web), client as c:
+        for key, task in (("op-a", "approve"), ("op-b", "agree")):  # each tenant starts its own version
+            r = await c.post("/api/v1/cases", json={"spec": "mine"}, headers=by(key))
+            assert r.status_code == 201, r.text
+            assert task in {i["task"] for i in r.json()["work_items"]}
