@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,19 @@ async def test_a_crashed_worker_fails_the_attempt_and_the_retry_runs_on_a_fresh_
     [retried] = [r for r in result.trace if r["event"] == "item.retried"]
     assert "WorkerCrashedError" in retried["data"]["error"]
     assert result.data == {"attempt": 2}
+
+
+@pytest.mark.parametrize("strategy", ["thread", "process"])
+async def test_switching_the_strategy_in_yawlflow_yaml_changes_what_runs_the_items(
+    strategy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one line of configuration and a restart, no code change (issue 8): the metrics say who ran them
+    config = tmp_path / "yawlflow.yaml"
+    config.write_text(f"handlers: {{allow: [engine_handlers]}}\nexecution: {{strategy: {strategy}}}\n")
+    monkeypatch.setenv("YAWLFLOW_CONFIG", str(config))
+    spec = yf.loads(SPEC.replace("strategy: process, ", ""))  # no task of its own: the engine's default
+    async with yf.Engine() as engine:
+        result = await (await engine.start(spec)).result()
+        metrics = engine.metrics()["strategies"]
+    assert result.status == "completed"
+    assert set(metrics) == {strategy} and metrics[strategy]["completed"] == 2
