@@ -329,6 +329,10 @@ def _build_parser() -> argparse.ArgumentParser:
              "key of tenant 'default' is made and printed)",
     )
     serve.add_argument("--spec", metavar="SPEC", action="append", default=[], help="a spec every tenant may start")
+    serve.add_argument(
+        "--rate-limit", metavar="BURST/PER_S", default="60/10",
+        help="each key's token bucket: BURST requests at once, refilled at PER_S a second (default: 60/10)",
+    )
     return parser
 
 
@@ -919,10 +923,11 @@ def _serve(args: argparse.Namespace) -> int:
     config = _load_config(config_path) if config_path is not None else {}
     specs = [_load_spec(path) for path in args.spec]
     _check_store_path(args.store, must_exist=False)
+    rate_limit = _rate_limit(args.rate_limit)
     keys = _serve_keys(args)
     engine = Engine(store=args.store, config=config)
     try:
-        web = app(engine, keys=keys, specs=specs, own_engine=True)
+        web = app(engine, keys=keys, specs=specs, own_engine=True, rate_limit=rate_limit)
     except ConfigError as exc:
         raise _BadInput(str(exc)) from None
     store = args.store
@@ -956,6 +961,19 @@ def _serve(args: argparse.Namespace) -> int:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     return EXIT_COMPLETED if server.started else EXIT_FAILED
+
+
+def _rate_limit(text: str) -> tuple[int, float]:
+    """``--rate-limit BURST/PER_S`` as ``(burst, per_second)``."""
+    burst, _, rate = text.partition("/")
+    try:
+        pair = (int(burst), float(rate))
+    except ValueError:
+        pair = (0, 0.0)
+    if pair[0] < 1 or not 0 < pair[1] < float("inf"):
+        raise _BadInput(f"serve --rate-limit {text}: expected BURST/PER_S, a whole number >= 1 and a rate > 0 "
+                        "(e.g. 60/10: 60 requests at once, 10 more a second)")
+    return pair
 
 
 def _serve_keys(args: argparse.Namespace) -> str | dict[str, Any]:

@@ -140,3 +140,18 @@ async def test_uploaded_specs_outlive_a_restart_and_stay_with_their_tenant(anyio
             r = await c.post("/api/v1/cases", json={"spec": "mine"}, headers=by(key))
             assert r.status_code == 201, r.text
             assert task in {i["task"] for i in r.json()["work_items"]}
+
+
+@pytest.mark.parametrize("bad", ["0/10", "60/0", "sixty/10", "60", "60/inf", "60/-1"])
+def test_a_bad_rate_limit_is_bad_input(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--rate-limit", bad]) == EXIT_BAD_INPUT
+    assert f"serve --rate-limit {bad}: expected BURST/PER_S" in capsys.readouterr().err
+
+
+def test_the_rate_limit_flag_sets_each_keys_bucket(tmp_path: Path) -> None:
+    keys = write_keys(tmp_path)
+    cmd = [sys.executable, "-m", "yawlflow", "serve", "--port", "0", "--keys", str(keys), "--rate-limit", "3/0.001"]
+    with serving(cmd, cwd=tmp_path) as served, httpx.Client(base_url=served.url, timeout=30) as client:
+        answers = [client.get("/api/v1/specs", headers={"Authorization": "Bearer secret"}) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[0].headers["RateLimit-Limit"] == "3"
