@@ -51,6 +51,7 @@ import logging
 import math
 import os
 import re
+import signal
 import threading
 import time
 from collections import deque
@@ -234,8 +235,22 @@ async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
+def _interruptible() -> None:
+    """Let ``ray.cancel(force=False)`` interrupt the task running in this worker.
+
+    Ray interrupts a running task as Ctrl-C would (``KeyboardInterrupt`` in the worker's main
+    thread), which Python drops when SIGINT is ignored, and a worker ignores it when the process
+    that started the cluster did: a program started in the background by a shell script (``&``)
+    ignores SIGINT, and so does everything it starts. The task would run on, cancelled in name only.
+    """
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL)):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _run_task(name: str, args: tuple[Any, ...]) -> Any:
     """The body of a Ray task: resolve the handler, call it; an async one runs on asyncio."""
+    _interruptible()
     result = _resolve(name)(*args)
     if inspect.isawaitable(result):
         result = asyncio.run(_awaited(result))

@@ -36,6 +36,7 @@ from yawlflow._ray import (  # noqa: E402  (after the skip: without Ray these te
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture
@@ -341,6 +342,49 @@ def test_a_ray_it_starts_is_shut_down_with_it(ray_cluster: Any) -> None:
         done = subprocess.run(
             [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
         )
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_a_ray_started_by_a_process_that_ignores_sigint_still_interrupts_a_cancelled_task(ray_cluster: Any,
+                                                                                        tmp_path: Path) -> None:
+    """A program started in the background by a shell script ignores SIGINT, and so do the Ray
+    workers it starts; Ray interrupts a task as Ctrl-C would, which Python then drops. The task
+    restores Python's handler, so ``force_cancel=False`` still interrupts it."""
+    temp_dir = tempfile.mkdtemp(dir="/tmp", prefix="yf-ray-ign-")
+    flag = start_flag(tmp_path)
+    pythonpath = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
+    script = textwrap.dedent(f"""
+        import signal
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell's background job starts
+
+        from pathlib import Path
+
+        import anyio
+        from yawlflow._ray import RayStrategy
+        from yawlflow._strategy import Job
+
+        async def main():
+            strategy = RayStrategy(temp_dir={temp_dir!r}, force_cancel=False, init_kwargs={{
+                "num_cpus": 1, "include_dashboard": False, "_node_ip_address": "127.0.0.1",
+                "runtime_env": {{"env_vars": {{"PYTHONPATH": {pythonpath!r}}}}}}})
+            spin = Job(id=1, handler="ray_handlers:spin", args=({str(flag)!r},))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(strategy.submit, spin)
+                await anyio.to_thread.run_sync(Path({str(flag)!r}).read_text)  # the spin has started
+                tg.cancel_scope.cancel()
+            # the one CPU is free again only if the spin was interrupted: this job runs
+            with anyio.fail_after(60):
+                assert await strategy.submit(Job(id=2, handler="operator:mul", args=(6, 7))) == 42
+            await strategy.shutdown()
+            print("ok")
+
+        anyio.run(main)
+    """)
+    try:
+        done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                              timeout=100, check=False)
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
