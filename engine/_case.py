@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -905,10 +906,15 @@ class Case:
                           retryable=retryable, at_ns=self._now())
 
     def _call_inline(self, entry: _Entry, effect: StartItem) -> Event:
+        engine = self._engine
+        engine._inline_started += 1
+        t0 = time.perf_counter()
         try:
             value = entry.fn(effect.input, self._context(effect)) if entry.wants_ctx else entry.fn(effect.input)
         except Exception as exc:
+            engine._inline_meter.record(False, time.perf_counter() - t0)
             return self._failure(effect, exc)
+        engine._inline_meter.record(True, time.perf_counter() - t0)
         return self._outcome(effect, value)
 
     async def _call(self, entry: _Entry, effect: StartItem) -> object:
@@ -928,14 +934,22 @@ class Case:
                 return await self._submit_instance(self._runner.net.task_ids[effect.task], pool, job)
             return await pool.submit(job)
         args: tuple[Any, ...] = (effect.input, self._context(effect)) if entry.wants_ctx else (effect.input,)
-        if entry.is_async:
-            return await entry.fn(*args)
-        if entry.quick:
-            return entry.fn(*args)
-        # a daemon thread of the engine's own: abandoned at the end of a drain, it cannot hold up exit
-        handler = task.run.handler if task.run is not None and task.run.handler is not None else effect.task
-        return await engine._strategy("blocking").submit(Job(id=engine._next_job(), handler=handler, fn=entry.fn,
-                                                              args=args, key=effect.key))
+        engine._inline_started += 1  # metrics()["strategies"]["inline"]
+        t0 = time.perf_counter()
+        ok = False
+        try:
+            if entry.is_async:
+                value = await entry.fn(*args)
+            elif entry.quick:
+                value = entry.fn(*args)
+            else:  # a daemon thread of the engine's own: abandoned at the end of a drain, it cannot hold up exit
+                handler = task.run.handler if task.run is not None and task.run.handler is not None else effect.task
+                value = await engine._strategy("blocking").submit(Job(id=engine._next_job(), handler=handler,
+                                                                      fn=entry.fn, args=args, key=effect.key))
+            ok = True
+            return value
+        finally:
+            engine._inline_meter.record(ok, time.perf_counter() - t0)
 
     async def _submit_instance(self, tid: int, pool: Strategy, job: Job) -> object:
         """Run one instance of the multiple-instance task ``tid`` on ``pool``, in a batch with its

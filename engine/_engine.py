@@ -53,8 +53,9 @@ from ._runner import NetRunner
 from ._spec import load
 from ._spec._model import Spec
 from ._state import CaseState
+from ._steal import Meter, summarize
 from ._store import CaseDamagedError, CaseExistsError, CaseRecord, MemoryStore, Store, check_store_url, open_store
-from ._strategy import Strategy
+from ._strategy import Strategy, StrategyMetrics
 from ._telemetry import Telemetry, telemetry_for
 from .connectors._breaker import BreakerState
 from .connectors._host import _log_breaker
@@ -177,6 +178,8 @@ class Engine:
         self._gated = self._gates.any_item_limit
         self.hooks = Hooks()
         self._strategies: dict[str, Strategy] = {}  # made on first use, shut down when the engine stops
+        self._inline_meter = Meter()  # the items run inline (metrics()["strategies"]["inline"])
+        self._inline_started = 0
         self._job_ids = 0
         self._closing = False  # leaving: nothing new starts while running items drain
         self._drain_event: anyio.Event | None = None
@@ -226,12 +229,23 @@ class Engine:
             items += len(case._scopes)
         gates = self._gates.all()
         return {
-            "strategies": {name: msgspec.structs.asdict(st.metrics()) for name, st in self._strategies.items()},
+            "strategies": {name: msgspec.structs.asdict(m) for name, m in self._strategy_metrics().items()},
             "cases": {"running": running, "suspended": suspended, "finished": finished},
             "items": {"running": items, "queued": sum(g.waiting for g in gates)},
             "hooks": {"called": self.hooks.called, "failed": self.hooks.failed},
             "limits": {g.name: {"held": g.held, "limit": g.limit, "waiting": g.waiting} for g in gates},
         }
+
+    def _strategy_metrics(self) -> dict[str, StrategyMetrics]:
+        """Each strategy's counts: ``inline`` (the items run in the case's task group, quick sync
+        handlers called on the loop, and sync ones on the engine's daemon threads) once one ran,
+        then the pools made so far (``blocking``, the daemon threads, counted under ``inline``)."""
+        out: dict[str, StrategyMetrics] = {}
+        if self._inline_started:
+            out["inline"] = summarize([self._inline_meter], submitted=self._inline_started,
+                                      started=self._inline_started, cancelled=0)
+        out.update((name, st.metrics()) for name, st in self._strategies.items() if name != "blocking")
+        return out
 
     @property
     def store(self) -> Store:
@@ -256,7 +270,7 @@ class Engine:
         self._closing = False
         self._tel = telemetry_for(*self._providers)
         if self._tel is not None:
-            self._tel.observe_strategies(lambda: {n: st.metrics() for n, st in self._strategies.items()})
+            self._tel.observe_strategies(self._strategy_metrics)
         if self._store is None:
             self._store = open_store(self.store_url)  # StoreError: locked by another engine, not a store...
         self._snap_every = self._store.snapshot_every

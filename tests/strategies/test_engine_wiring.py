@@ -71,7 +71,7 @@ async def test_a_crashed_worker_fails_the_attempt_and_the_retry_runs_on_a_fresh_
     assert result.data == {"attempt": 2}
 
 
-@pytest.mark.parametrize("strategy", ["thread", "process"])
+@pytest.mark.parametrize("strategy", ["inline", "thread", "process"])
 async def test_switching_the_strategy_in_yawlflow_yaml_changes_what_runs_the_items(
     strategy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -85,3 +85,6 @@ async def test_switching_the_strategy_in_yawlflow_yaml_changes_what_runs_the_ite
         metrics = engine.metrics()["strategies"]
     assert result.status == "completed"
     assert set(metrics) == {strategy} and metrics[strategy]["completed"] == 2
+    assert metrics[strategy]["submitted"] == 2 and metrics[strategy]["running"] == 0
+    pids = {r["data"].get("pid") for r in result.trace if r["event"] == "item.completed"}
+    assert (os.getpid() in pids) == (strategy != "process")
