@@ -119,6 +119,19 @@
     return { ok: true, value: value };
   }
 
+  // The box's text as a JSON object; when it is not one, the box shows why (and so does the
+  // live region) and nothing is to be sent.
+  function checkedObject(area, error) {
+    const parsed = parseObject(area.value);
+    if (parsed.ok) {
+      clearError(area, error);
+    } else {
+      showError(area, error, parsed.error);
+      say(parsed.error);
+    }
+    return parsed;
+  }
+
   // -- the API ---------------------------------------------------------------------------------
 
   async function detail(response) {
@@ -305,13 +318,8 @@
   }
 
   async function completeItem(item, list, area, error, button) {
-    const parsed = parseObject(area.value);
-    if (!parsed.ok) {
-      showError(area, error, parsed.error);
-      say(parsed.error);
-      return;
-    }
-    clearError(area, error);
+    const parsed = checkedObject(area, error);
+    if (!parsed.ok) return;
     button.disabled = true;
     try {
       const done = await (await api("POST", itemPath(item, "complete"), parsed.value)).json();
@@ -363,15 +371,8 @@
 
   async function startCase(e) {
     e.preventDefault();
-    const area = $("case-data");
-    const error = $("case-data-error");
-    const parsed = parseObject(area.value);
-    if (!parsed.ok) {
-      showError(area, error, parsed.error);
-      say(parsed.error);
-      return;
-    }
-    clearError(area, error);
+    const parsed = checkedObject($("case-data"), $("case-data-error"));
+    if (!parsed.ok) return;
     const spec = $("spec").value;
     if (!spec) {
       say("There is no spec to start.");
